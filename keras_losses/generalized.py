@@ -1,0 +1,249 @@
+"""The generalized loss function (GLF) of Seo, Bassenne and Xing and its special cases."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_losses._base import (
+    check_positive,
+    check_shapes,
+    check_unit_interval,
+    register,
+    soft_counts,
+)
+
+
+def _shortest_float(variable) -> float:
+    """The shortest decimal that reads back as the float32 value (0.3, not 0.30000001)."""
+    return float(np.format_float_positional(np.float32(ops.convert_to_numpy(variable))))
+
+
+@register
+class GeneralizedLoss(keras.losses.Loss):
+    """Generalized loss function (GLF) for imbalanced binary segmentation.
+
+    Formula:
+        P_ap = TP / (TP + alpha_p * FP)          # weighted precision
+        R_an = TP / (TP + alpha_n * FN)          # weighted recall
+        L    = 1 - (1 + beta2) / (1 / P_ap + beta2 / R_an)
+             = 1 - ((1 + beta2) TP + s) / ((1 + beta2) TP + alpha_p FP + beta2 alpha_n FN + s)
+
+    with soft counts TP = sum(p y), FP = sum(p (1 - y)), FN = sum((1 - p) y) and the
+    smoothing constant s. The GLF is a Tversky loss 1 - TP / (TP + a FP + b FN) with
+    a = alpha_p / (1 + beta2) and b = beta2 alpha_n / (1 + beta2). Special cases:
+    Dice (alpha_p = alpha_n = beta2 = 1), Effectiveness (alpha_p = alpha_n = 1, any beta2),
+    Tversky (beta2 = 1, any alpha_p, alpha_n).
+
+    Empty prediction on an empty label (TP = FP = FN = 0) gives L = 0: perfect agreement.
+
+    The three coefficients are non-trainable ``keras.Variable``s, so a callback or train step
+    can ``assign`` them during ``fit`` and the compiled step uses the new values at once
+    (see :mod:`keras_losses.adaptive`). A loss is not a layer, so its variables are not saved
+    with the model weights: ``get_config`` carries their current values instead, and a saved
+    model reloads with the coefficients it had when it was saved.
+
+    After every call the loss also stores the soft counts it saw, summed over the batch, in
+    ``self.counts`` (a float32 variable ``[TP, FP, FN]``). The variable aggregates by sum, so
+    under ``tf.distribute`` it holds the counts of the global batch.
+
+    Args:
+        alpha_p: weight of false positives in the weighted precision (> 0). Default 1.0.
+        alpha_n: weight of false negatives in the weighted recall (> 0). Default 1.0.
+        beta2: beta^2, relative weight of recall against precision (> 0). Default 1.0.
+        per_image: if False (default), pool TP/FP/FN over the whole batch (the paper's
+            batch-averaged statistics) and return one value; if True, compute the loss per
+            image and let the base class average it.
+        smooth: smoothing constant s added to numerator and denominator. Default 1e-6.
+        name, reduction, dtype: as for ``keras.losses.Loss``.
+
+    Reference:
+        S. Seo, M. Bassenne, L. Xing, "Closing the gap between deep neural network modeling
+        and biomedical decision-making metrics in segmentation via adaptive loss functions",
+        IEEE TMI 40(2), 2021, eq. (1).
+
+    Example:
+        >>> loss = GeneralizedLoss(alpha_p=1.0, alpha_n=1.0, beta2=1.0)  # Dice loss
+        >>> y = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])    # shape: (1, 2, 2, 1)
+        >>> p = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+        >>> round(float(loss(y, p)), 4)   # 1 - 2*1 / (2*1 + 1 + 0)
+        0.3333
+    """
+
+    def __init__(
+        self,
+        alpha_p: float = 1.0,
+        alpha_n: float = 1.0,
+        beta2: float = 1.0,
+        per_image: bool = False,
+        smooth: float = 1e-6,
+        name: str = "generalized_loss",
+        reduction: str = "sum_over_batch_size",
+        dtype=None,
+        **kwargs,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, **kwargs)
+        self.per_image = bool(per_image)
+        self.smooth = float(smooth)
+        if self.smooth < 0:
+            raise ValueError(f"`smooth` must be >= 0; received {smooth}")
+        init = {
+            "alpha_p": check_positive("alpha_p", alpha_p),
+            "alpha_n": check_positive("alpha_n", alpha_n),
+            "beta2": check_positive("beta2", beta2),
+        }
+        # Non-trainable state that the adaptive rules assign between steps.
+        self.alpha_p_var, self.alpha_n_var, self.beta2_var = (
+            keras.Variable(v, dtype="float32", trainable=False, name=k) for k, v in init.items()
+        )
+        self.counts = keras.Variable(
+            [0.0, 0.0, 0.0], dtype="float32", trainable=False, aggregation="sum", name="counts"
+        )
+
+    # ------------------------------------------------------------------ coefficients
+    @property
+    def coefficients(self) -> dict[str, float]:
+        """Current ``{"alpha_p", "alpha_n", "beta2"}`` as Python floats."""
+        return {
+            "alpha_p": _shortest_float(self.alpha_p_var),
+            "alpha_n": _shortest_float(self.alpha_n_var),
+            "beta2": _shortest_float(self.beta2_var),
+        }
+
+    def set_coefficients(self, alpha_p=None, alpha_n=None, beta2=None) -> None:
+        """Assign new coefficient values (each > 0); ``None`` leaves one unchanged."""
+        for name, value, var in (
+            ("alpha_p", alpha_p, self.alpha_p_var),
+            ("alpha_n", alpha_n, self.alpha_n_var),
+            ("beta2", beta2, self.beta2_var),
+        ):
+            if value is not None:
+                var.assign(check_positive(name, value))
+
+    # ------------------------------------------------------------------ loss
+    @staticmethod
+    def from_counts(tp, fp, fn, alpha_p, alpha_n, beta2, smooth):
+        """The GLF value from soft counts (any broadcastable shapes)."""
+        num = (1.0 + beta2) * tp
+        den = num + alpha_p * fp + beta2 * alpha_n * fn
+        return 1.0 - (num + smooth) / (den + smooth)
+
+    def call(self, y_true, y_pred):
+        check_shapes(y_true, y_pred, type(self).__name__)
+        check_unit_interval("y_true", y_true, type(self).__name__)
+        tp, fp, fn = soft_counts(y_true, y_pred, per_image=self.per_image)
+        if self.per_image:
+            self.counts.assign(ops.stack([ops.sum(tp), ops.sum(fp), ops.sum(fn)]))
+        else:
+            self.counts.assign(ops.stack([tp, fp, fn]))
+        return self.from_counts(
+            tp,
+            fp,
+            fn,
+            ops.convert_to_tensor(self.alpha_p_var),
+            ops.convert_to_tensor(self.alpha_n_var),
+            ops.convert_to_tensor(self.beta2_var),
+            self.smooth,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.coefficients)
+        config.update({"per_image": self.per_image, "smooth": self.smooth})
+        return config
+
+
+@register
+class DiceLoss(GeneralizedLoss):
+    """Soft Dice loss, the GLF with alpha_p = alpha_n = beta2 = 1.
+
+    Formula:
+        L = 1 - (2 TP + s) / (2 TP + FP + FN + s)
+
+    Args:
+        per_image: pool counts over the batch (False, default) or average per image (True).
+        smooth: smoothing constant s. Default 1e-6.
+
+    Reference:
+        Seo et al., IEEE TMI 2021, eq. (1) with alpha_p = alpha_n = beta2 = 1; Milletari et
+        al., V-Net, 3DV 2016 (with linear instead of squared denominators).
+    """
+
+    def __init__(self, per_image=False, smooth=1e-6, name="dice_loss", **kwargs):
+        super().__init__(1.0, 1.0, 1.0, per_image=per_image, smooth=smooth, name=name, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("alpha_p", "alpha_n", "beta2"):
+            config.pop(key)
+        return config
+
+
+@register
+class EffectivenessLoss(GeneralizedLoss):
+    """Van Rijsbergen's effectiveness (F-beta) loss, the GLF with alpha_p = alpha_n = 1.
+
+    Formula:
+        L = 1 - ((1 + beta2) TP + s) / ((1 + beta2) TP + FP + beta2 FN + s)
+
+    Args:
+        beta2: beta^2 (> 0): beta2 > 1 weighs recall over precision. Default 1.0 (Dice).
+        per_image, smooth: as for :class:`GeneralizedLoss`.
+
+    Reference:
+        Seo et al., IEEE TMI 2021, eq. (1) with alpha_p = alpha_n = 1.
+    """
+
+    def __init__(self, beta2=1.0, per_image=False, smooth=1e-6, name="effectiveness_loss", **kwargs):
+        super().__init__(1.0, 1.0, beta2, per_image=per_image, smooth=smooth, name=name, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("alpha_p")
+        config.pop("alpha_n")
+        return config
+
+
+@register
+class TverskyLoss(GeneralizedLoss):
+    """Tversky loss, the GLF with beta2 = 1, written in the usual Tversky coefficients.
+
+    Formula:
+        L = 1 - (TP + s') / (TP + alpha FP + beta FN + s')
+
+    ``alpha`` weighs false POSITIVES and ``beta`` false NEGATIVES (Salehi et al. 2017).
+    As a GLF: alpha_p = 2 alpha, alpha_n = 2 beta, beta2 = 1 (and s' = s / 2).
+
+    Args:
+        alpha: weight of false positives (> 0). Default 0.5.
+        beta: weight of false negatives (> 0). Default 0.5 (Dice).
+        per_image, smooth: as for :class:`GeneralizedLoss`.
+
+    Reference:
+        S. S. M. Salehi, D. Erdogmus, A. Gholipour, "Tversky loss function for image
+        segmentation using 3D fully convolutional deep networks", MLMI 2017;
+        Seo et al., IEEE TMI 2021, eq. (1) with beta2 = 1.
+    """
+
+    def __init__(self, alpha=0.5, beta=0.5, per_image=False, smooth=1e-6, name="tversky_loss", **kwargs):
+        alpha = check_positive("alpha", alpha)
+        beta = check_positive("beta", beta)
+        super().__init__(
+            2.0 * alpha, 2.0 * beta, 1.0, per_image=per_image, smooth=smooth, name=name, **kwargs
+        )
+
+    @property
+    def alpha(self) -> float:
+        return _shortest_float(self.alpha_p_var / 2.0)
+
+    @property
+    def beta(self) -> float:
+        return _shortest_float(self.alpha_n_var / 2.0)
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("alpha_p", "alpha_n", "beta2"):
+            config.pop(key)
+        config.update({"alpha": self.alpha, "beta": self.beta})
+        return config

@@ -1,0 +1,165 @@
+"""Loss-estimator training: margin ranking loss and the joint objective (Narayanaswamy et al.)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_losses._base import check_nonnegative, check_positive, register
+
+
+def margin_ranking(true_losses, predicted_losses, margin):
+    """Per-sample margin ranking loss over all ordered pairs of a batch.
+
+    Formula (pairs i != j):
+        I_ij = +1 if l_i > l_j else -1
+        r_ij = max(0, -I_ij (lhat_i - lhat_j) + gamma)
+    and sample i gets the mean of r_ij over j != i. ``true_losses`` are stop-gradient.
+    """
+    l = ops.stop_gradient(ops.reshape(ops.cast(true_losses, "float32"), (-1,)))
+    lhat = ops.reshape(ops.cast(predicted_losses, "float32"), (-1,))
+    sign = ops.where(ops.expand_dims(l, 1) > ops.expand_dims(l, 0), 1.0, -1.0)  # (n, n)
+    diff = ops.expand_dims(lhat, 1) - ops.expand_dims(lhat, 0)
+    pair = ops.maximum(-sign * diff + margin, 0.0)
+    n = ops.shape(pair)[0]
+    off_diagonal = 1.0 - ops.eye(n, dtype="float32")
+    return ops.sum(pair * off_diagonal, axis=1) / ops.maximum(ops.cast(n, "float32") - 1.0, 1.0)
+
+
+@register
+class MarginRankingLoss(keras.losses.Loss):
+    """Margin ranking loss between true per-sample losses and estimated losses.
+
+    Formula (over ordered pairs i != j of a batch):
+        L = mean_ij max(0, -I(l_i, l_j) (lhat_i - lhat_j) + gamma),
+        I(l_i, l_j) = +1 if l_i > l_j else -1
+
+    The loss is zero when every pair is ranked correctly with a gap of at least gamma; only
+    the order of the true losses matters, not their scale.
+
+    Args:
+        margin: gamma (>= 0). Default 1.0 (Yoo and Kweon 2019, followed by Narayanaswamy et al.).
+        name, reduction, dtype: as for ``keras.losses.Loss``.
+
+    Inputs:
+        y_true: the true per-sample losses l (treated as constants), shape (batch,) or (batch, 1).
+        y_pred: the estimated losses lhat, same shape.
+
+    Reference:
+        V. Narayanaswamy, J. J. Thiagarajan, D. Rajan, A. Spanias, "Loss estimators improve
+        model generalization", arXiv:2103.03788, 2021, eq. (1);
+        D. Yoo, I. S. Kweon, "Learning loss for active learning", CVPR 2019.
+    """
+
+    def __init__(self, margin=1.0, name="margin_ranking_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.margin = check_nonnegative("margin", margin)
+
+    def call(self, y_true, y_pred):
+        return margin_ranking(y_true, y_pred, self.margin)
+
+    def get_config(self):
+        return {**super().get_config(), "margin": self.margin}
+
+
+@register
+class LossEstimatorLoss(keras.losses.Loss):
+    """Joint objective of a classifier with a loss-estimator head: L_CE + lambda L_rank.
+
+    The model's output concatenates the class probabilities and the estimated loss:
+    ``y_pred = [p_1, ..., p_C, lhat]``. For each sample the (optionally class-weighted)
+    cross-entropy l_i = -w_{y_i} log p_{y_i} is the primary loss; the ranking term compares
+    the estimates lhat with l (stop-gradient) through :class:`MarginRankingLoss`.
+
+    Formula:
+        L = mean_i l_i + lambda mean_{i != j} max(0, -I(l_i, l_j)(lhat_i - lhat_j) + gamma)
+
+    Args:
+        lambda_: weight of the ranking term (default 0.5, the paper's value).
+        margin: gamma of the ranking loss (default 1.0).
+        class_weights: optional list of C per-class weights for the cross-entropy.
+        name, reduction, dtype: as for ``keras.losses.Loss``.
+
+    Inputs:
+        y_true: one-hot labels, shape (batch, C).
+        y_pred: shape (batch, C + 1): probabilities then the estimated loss.
+
+    Reference:
+        Narayanaswamy et al., "Loss estimators improve model generalization",
+        arXiv:2103.03788, 2021, eq. (1) and Sec. 3 (lambda = 0.5).
+    """
+
+    def __init__(self, lambda_=0.5, margin=1.0, class_weights=None, name="loss_estimator_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.lambda_ = check_nonnegative("lambda_", lambda_)
+        self.margin = check_nonnegative("margin", margin)
+        self.class_weights = (
+            None if class_weights is None else [check_positive(f"class_weights[{i}]", w) for i, w in enumerate(class_weights)]
+        )
+
+    def call(self, y_true, y_pred):
+        c = y_true.shape[-1]
+        if y_pred.shape[-1] is not None and c is not None and y_pred.shape[-1] != c + 1:
+            raise ValueError(
+                "LossEstimatorLoss: `y_pred` must hold C class probabilities and one estimated "
+                f"loss, i.e. {c + 1} columns for C={c} classes; received {y_pred.shape[-1]}"
+            )
+        probs, lhat = y_pred[:, :-1], y_pred[:, -1]
+        ce = per_sample_crossentropy(y_true, probs, self.class_weights)
+        return ce + self.lambda_ * margin_ranking(ce, lhat, self.margin)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "lambda_": self.lambda_,
+            "margin": self.margin,
+            "class_weights": self.class_weights,
+        }
+
+
+def per_sample_crossentropy(y_true, probs, class_weights=None):
+    """-w_c sum_c y_c log p_c for each sample; probabilities clipped to [eps, 1 - eps]."""
+    eps = keras.config.epsilon()
+    y_true = ops.cast(y_true, "float32")
+    probs = ops.clip(ops.cast(probs, "float32"), eps, 1.0 - eps)
+    terms = -y_true * ops.log(probs)
+    if class_weights is not None:
+        terms = terms * ops.convert_to_tensor(class_weights, dtype="float32")
+    return ops.sum(terms, axis=-1)
+
+
+@register
+class ClassWeightedCategoricalCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy with a weight per class, for imbalanced classes.
+
+    Formula:
+        L_i = -sum_c w_c y_ic log p_ic
+
+    Args:
+        class_weights: list of C positive weights (e.g. inverse class frequencies).
+        name, reduction, dtype: as for ``keras.losses.Loss``.
+
+    Inputs:
+        y_true: one-hot labels (batch, C); y_pred: probabilities (batch, C).
+
+    Reference:
+        Narayanaswamy et al. 2021 (class-weighted CE on ISIC 2019), and the standard
+        weighted cross-entropy of imbalanced classification.
+    """
+
+    def __init__(self, class_weights, name="class_weighted_categorical_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if class_weights is None or len(class_weights) == 0:
+            raise ValueError("`class_weights` must list one weight per class; received none")
+        self.class_weights = [check_positive(f"class_weights[{i}]", w) for i, w in enumerate(class_weights)]
+
+    def call(self, y_true, y_pred):
+        if y_pred.shape[-1] is not None and y_pred.shape[-1] != len(self.class_weights):
+            raise ValueError(
+                f"ClassWeightedCategoricalCrossentropy: {len(self.class_weights)} class weights "
+                f"but `y_pred` has {y_pred.shape[-1]} classes"
+            )
+        return per_sample_crossentropy(y_true, y_pred, self.class_weights)
+
+    def get_config(self):
+        return {**super().get_config(), "class_weights": self.class_weights}

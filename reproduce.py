@@ -1,0 +1,49 @@
+"""Reproduce a paper's experiment end to end and write report.md, results.json and figures.
+
+    python reproduce.py glf-lung   [--quick] [--data-dir DIR] [--out DIR]   # Seo et al. 2021
+    python reproduce.py glf-liver  [--quick] [--data-dir DIR]
+    python reproduce.py nodules    [--quick] [--seeds N] --out DIR          # Baltatzis et al. 2021
+    python reproduce.py lossest    [--quick] --data-dir ../shared/data/ham10000  # Narayanaswamy et al.
+    python reproduce.py robustness [--quick] --data-dir .../Task04_Hippocampus   # Rajput 2021
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import tasks
+
+
+DESCRIPTIONS = {
+    "glf-lung": "Seo et al. 2021: D, E, T, G(D), G(E) on lung tumours (MSD Task06 or patches)",
+    "glf-liver": "Seo et al. 2021: D, E, T, G(D), G(E) on liver tumours (LiTS)",
+    "nodules": "Baltatzis et al. 2021: Table 1, CE vs contrastive under distribution shift",
+    "lossest": "Narayanaswamy et al. 2021: loss estimator vs vanilla, ODIN OOD detection",
+    "robustness": "Rajput 2021: BCE/Dice/Focal combinations under gradient pixel attacks",
+}
+
+
+def build_parser(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, module_name in tasks.REPRODUCTIONS.items():
+        p = sub.add_parser(name, help=DESCRIPTIONS[name], description=DESCRIPTIONS[name])
+        p.set_defaults(module_name=module_name)
+        p.add_argument("--out", default=None, help=f"output directory (default: reports/{name})")
+        p.add_argument("--quick", action="store_true", help="small settings that finish on a 2-core CPU")
+        if name == chosen:  # import only the task that runs
+            tasks.load(module_name).add_reproduce_arguments(p, name)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser(argv).parse_args(argv)
+    tasks.load(args.module_name).reproduce(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Run directories: one folder per training run, refused when it would clobber another."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from training import io
+
+COMPLETE_MARKER = "COMPLETED"
+CONFIG_FILE = "config.json"
+
+
+class RunDirError(ValueError):
+    pass
+
+
+class RunDir:
+    """A training run's folder.
+
+    Layout (each task adds its own files):
+        config.json      the resolved configuration (task, loss, every hyperparameter)
+        split.json       the data split, so evaluation uses the same test cases
+        best.keras       the best model by the task's validation metric
+        last.keras       the model after the last finished epoch
+        history.csv      Keras History, one row per epoch
+        tensorboard/     TensorBoard logs
+        backup/          state for ``--resume`` (removed when the run completes)
+        COMPLETED        written last; its absence marks an unfinished run
+
+    Args:
+        path: the folder.
+        resume: continue a run that exists (and did not complete, or add epochs).
+        overwrite: delete an existing folder first.
+        chief: only the chief writes files under tf.distribute multi-worker training.
+    """
+
+    def __init__(self, path, resume: bool = False, overwrite: bool = False, chief: bool = True):
+        self.path = Path(path)
+        self.chief = chief
+        if resume and overwrite:
+            raise RunDirError("--resume and --overwrite exclude each other; give one of them")
+        exists = self.path.exists() and any(self.path.iterdir())
+        if exists and not (resume or overwrite):
+            raise RunDirError(
+                f"Run directory {self.path} already exists; pass --resume to continue it or "
+                "--overwrite to replace it"
+            )
+        if exists and overwrite and chief:
+            shutil.rmtree(self.path)
+        self.resuming = bool(exists and resume)
+        if chief:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / COMPLETE_MARKER).unlink(missing_ok=True)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def write_config(self, config) -> None:
+        """Write the resolved config (a dataclass or dict) as ``config.json``."""
+        if dataclasses.is_dataclass(config):
+            config = dataclasses.asdict(config)
+        if self.chief:
+            io.write_json(self / CONFIG_FILE, config)
+
+    def read_config(self) -> dict:
+        return io.read_json(self / CONFIG_FILE)
+
+    def mark_complete(self, **summary) -> None:
+        if self.chief:
+            summary.setdefault("finished", time.strftime("%Y-%m-%d %H:%M:%S"))
+            io.write_text(self / COMPLETE_MARKER, json.dumps(summary, indent=2, default=str) + "\n")
+
+    @property
+    def complete(self) -> bool:
+        return (self / COMPLETE_MARKER).exists()
+
+
+def load_run_config(run_dir) -> dict:
+    """The ``config.json`` of an existing run directory, with a clear error if absent."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise RunDirError(f"{run_dir} is not a run directory: {CONFIG_FILE} is missing")
+    return io.read_json(path)
