@@ -55,7 +55,9 @@ class GeneralizedLoss(keras.losses.Loss):
         per_image: if False (default), pool TP/FP/FN over the whole batch (the paper's
             batch-averaged statistics) and return one value; if True, compute the loss per
             image and let the base class average it.
-        smooth: smoothing constant s added to numerator and denominator. Default 1e-6.
+        smooth: smoothing constant s added to numerator and denominator. Default 1.0: it
+            bounds the gradient at an empty prediction on an empty mask to alpha_p / s per
+            pixel (finite in float16), and is small beside the pooled counts of a batch.
         name, reduction, dtype: as for ``keras.losses.Loss``.
 
     Reference:
@@ -64,7 +66,7 @@ class GeneralizedLoss(keras.losses.Loss):
         IEEE TMI 40(2), 2021, eq. (1).
 
     Example:
-        >>> loss = GeneralizedLoss(alpha_p=1.0, alpha_n=1.0, beta2=1.0)  # Dice loss
+        >>> loss = GeneralizedLoss(alpha_p=1.0, alpha_n=1.0, beta2=1.0, smooth=0.0)  # Dice
         >>> y = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])    # shape: (1, 2, 2, 1)
         >>> p = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
         >>> round(float(loss(y, p)), 4)   # 1 - 2*1 / (2*1 + 1 + 0)
@@ -77,7 +79,7 @@ class GeneralizedLoss(keras.losses.Loss):
         alpha_n: float = 1.0,
         beta2: float = 1.0,
         per_image: bool = False,
-        smooth: float = 1e-6,
+        smooth: float = 1.0,
         name: str = "generalized_loss",
         reduction: str = "sum_over_batch_size",
         dtype=None,
@@ -163,14 +165,14 @@ class DiceLoss(GeneralizedLoss):
 
     Args:
         per_image: pool counts over the batch (False, default) or average per image (True).
-        smooth: smoothing constant s. Default 1e-6.
+        smooth: smoothing constant s. Default 1.0.
 
     Reference:
         Seo et al., IEEE TMI 2021, eq. (1) with alpha_p = alpha_n = beta2 = 1; Milletari et
         al., V-Net, 3DV 2016 (with linear instead of squared denominators).
     """
 
-    def __init__(self, per_image=False, smooth=1e-6, name="dice_loss", **kwargs):
+    def __init__(self, per_image=False, smooth=1.0, name="dice_loss", **kwargs):
         super().__init__(1.0, 1.0, 1.0, per_image=per_image, smooth=smooth, name=name, **kwargs)
 
     def get_config(self):
@@ -195,7 +197,7 @@ class EffectivenessLoss(GeneralizedLoss):
         Seo et al., IEEE TMI 2021, eq. (1) with alpha_p = alpha_n = 1.
     """
 
-    def __init__(self, beta2=1.0, per_image=False, smooth=1e-6, name="effectiveness_loss", **kwargs):
+    def __init__(self, beta2=1.0, per_image=False, smooth=1.0, name="effectiveness_loss", **kwargs):
         super().__init__(1.0, 1.0, beta2, per_image=per_image, smooth=smooth, name=name, **kwargs)
 
     def get_config(self):
@@ -226,7 +228,7 @@ class TverskyLoss(GeneralizedLoss):
         Seo et al., IEEE TMI 2021, eq. (1) with beta2 = 1.
     """
 
-    def __init__(self, alpha=0.5, beta=0.5, per_image=False, smooth=1e-6, name="tversky_loss", **kwargs):
+    def __init__(self, alpha=0.5, beta=0.5, per_image=False, smooth=1.0, name="tversky_loss", **kwargs):
         alpha = check_positive("alpha", alpha)
         beta = check_positive("beta", beta)
         super().__init__(

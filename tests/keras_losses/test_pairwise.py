@@ -1,0 +1,113 @@
+"""Contrastive, margin ranking and loss-estimator losses against numpy references."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_losses as kl
+
+
+def contrastive_reference(labels, emb, margin):
+    """Mean over ordered pairs i != j, written loop by loop."""
+    total, count = 0.0, 0
+    for i, j in itertools.permutations(range(len(labels)), 2):
+        d = np.linalg.norm(emb[i] - emb[j])
+        total += d**2 if labels[i] == labels[j] else max(0.0, margin - d) ** 2
+        count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("margin", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_contrastive_matches_numpy(margin, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 7)
+    emb = rng.normal(size=(7, 4)).astype("float32") * 0.6
+    got = float(kl.ContrastiveLoss(margin=margin)(labels, emb))
+    assert got == pytest.approx(contrastive_reference(labels, emb, margin), rel=1e-5)
+
+
+def test_contrastive_accepts_column_and_one_hot_labels():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 6)
+    emb = rng.normal(size=(6, 3)).astype("float32")
+    loss = kl.ContrastiveLoss()
+    a = float(loss(labels, emb))
+    assert float(loss(labels[:, None], emb)) == pytest.approx(a)
+    assert float(loss(np.eye(2)[labels], emb)) == pytest.approx(a)
+
+
+def test_contrastive_hand_value():
+    # two same-class points at distance 0.5 and one other at distance 2 / 1.5 from them
+    labels = np.array([0, 0, 1])
+    emb = np.array([[0.0], [0.5], [2.0]], "float32")
+    # ordered pairs: (0,1),(1,0): 0.25 each; (0,2),(2,0): max(0,1-2)^2 = 0; (1,2),(2,1): 0
+    assert float(kl.ContrastiveLoss(margin=1.0)(labels, emb)) == pytest.approx(0.5 / 6)
+
+
+def test_contrastive_gradients_finite_for_identical_embeddings():
+    labels = np.array([0, 1, 1, 0])
+    emb = tf.Variable(np.zeros((4, 3), "float32"))
+    with tf.GradientTape() as tape:
+        value = kl.ContrastiveLoss()(labels, emb)
+    grad = tape.gradient(value, emb)
+    assert np.isfinite(float(value)) and np.isfinite(grad.numpy()).all()
+
+
+def test_contrastive_refuses_non_embedding_shape():
+    with pytest.raises(ValueError, match=r"shape \(batch, dim\); received shape \(2, 3, 1\)"):
+        kl.ContrastiveLoss()(np.array([0, 1]), np.zeros((2, 3, 1), "float32"))
+
+
+def ranking_reference(l, lhat, margin):
+    total, count = 0.0, 0
+    for i, j in itertools.permutations(range(len(l)), 2):
+        sign = 1.0 if l[i] > l[j] else -1.0
+        total += max(0.0, -sign * (lhat[i] - lhat[j]) + margin)
+        count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.1, 1.0])
+def test_margin_ranking_matches_numpy(margin):
+    rng = np.random.default_rng(7)
+    l, lhat = rng.random(9).astype("float32"), rng.random(9).astype("float32")
+    l[3] = l[4]  # a tie
+    got = float(kl.MarginRankingLoss(margin=margin)(l, lhat))
+    assert got == pytest.approx(ranking_reference(l, lhat, margin), rel=1e-5)
+
+
+def test_margin_ranking_zero_when_order_right_with_margin():
+    l = np.array([0.1, 0.5, 0.9], "float32")
+    assert float(kl.MarginRankingLoss(margin=1.0)(l, 3 * np.array([0.0, 1.0, 2.0], "float32"))) == 0.0
+
+
+def test_ranking_true_losses_get_no_gradient():
+    l = tf.Variable([0.2, 0.9, 0.4])
+    lhat = tf.Variable([0.5, 0.1, 0.3])
+    with tf.GradientTape(persistent=True) as tape:
+        value = kl.MarginRankingLoss()(l, lhat)
+    assert tape.gradient(value, l) is None
+    assert np.abs(tape.gradient(value, lhat).numpy()).sum() > 0
+
+
+def test_loss_estimator_loss_is_ce_plus_half_ranking():
+    rng = np.random.default_rng(11)
+    y = np.eye(4)[rng.integers(0, 4, 8)].astype("float32")
+    logits = rng.normal(size=(8, 4))
+    probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype("float32")
+    lhat = rng.random((8, 1)).astype("float32")
+    weights = [1.0, 2.0, 0.5, 3.0]
+    ce = -(y * np.log(probs) * np.array(weights)).sum(1)
+    expected = ce.mean() + 0.5 * ranking_reference(ce, lhat[:, 0], 1.0)
+    got = float(kl.LossEstimatorLoss(lambda_=0.5, class_weights=weights)(y, np.concatenate([probs, lhat], 1)))
+    assert got == pytest.approx(expected, rel=1e-5)
+    weighted_ce = float(kl.ClassWeightedCategoricalCrossentropy(weights)(y, probs))
+    assert weighted_ce == pytest.approx(ce.mean(), rel=1e-5)
+
+
+def test_loss_estimator_loss_checks_columns():
+    with pytest.raises(ValueError, match=r"5 columns for C=4 classes; received 4"):
+        kl.LossEstimatorLoss()(np.eye(4, dtype="float32"), np.full((4, 4), 0.25, "float32"))

@@ -1,0 +1,105 @@
+"""Every loss round-trips through get_config and through a saved .keras model."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_losses as kl
+
+SEGMENTATION = [
+    lambda: kl.GeneralizedLoss(0.7, 1.3, 2.0, per_image=True, smooth=0.5),
+    lambda: kl.DiceLoss(),
+    lambda: kl.EffectivenessLoss(beta2=3.0),
+    lambda: kl.TverskyLoss(alpha=0.3, beta=0.7),
+    lambda: kl.SquaredDiceLoss(per_image=False),
+    lambda: kl.BinaryFocalLoss(alpha=0.4, gamma=1.5, apply_class_balancing=True),
+    lambda: kl.CombinedLoss([keras.losses.BinaryCrossentropy(), kl.SquaredDiceLoss(), kl.BinaryFocalLoss()], [1.0, 1.0, 0.5]),
+]
+ALL = SEGMENTATION + [
+    lambda: kl.ContrastiveLoss(margin=2.0),
+    lambda: kl.MarginRankingLoss(margin=0.5),
+    lambda: kl.LossEstimatorLoss(lambda_=0.25, class_weights=[1.0, 2.0]),
+    lambda: kl.ClassWeightedCategoricalCrossentropy([1.0, 2.0, 3.0]),
+]
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_get_config_round_trip(make):
+    loss = make()
+    config = loss.get_config()
+    clone = type(loss).from_config(config)
+    assert clone.get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(restored) is type(loss) and restored.get_config() == config
+
+
+def test_registered_under_one_package_name():
+    for make in ALL:
+        name = keras.saving.get_registered_name(type(make()))
+        assert name.startswith("keras_losses>"), name
+
+
+def tiny_segmenter():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(x))
+
+
+@pytest.mark.parametrize("make", SEGMENTATION)
+def test_saved_model_reloads_without_custom_objects(make, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 8, 8, 1)).astype("float32")
+    y = (rng.random((4, 8, 8, 1)) > 0.7).astype("float32")
+    model = tiny_segmenter()
+    model.compile(optimizer="adam", loss=make())
+    before = model.evaluate(x, y, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.loss) is type(model.loss)
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(before, rel=1e-5)
+
+
+def test_glf_keeps_its_current_coefficients_through_save_and_load(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.random((4, 8, 8, 1)).astype("float32")
+    y = (rng.random((4, 8, 8, 1)) > 0.7).astype("float32")
+    loss = kl.GeneralizedLoss()
+    model = tiny_segmenter()
+    model.compile(optimizer="adam", loss=loss)
+    model.fit(x, y, epochs=1, verbose=0)
+    loss.set_coefficients(alpha_p=0.375, alpha_n=1.875, beta2=2.25)  # as an adaptive rule would
+    before = model.evaluate(x, y, verbose=0)
+    model.save(tmp_path / "glf.keras")
+    loaded = keras.saving.load_model(tmp_path / "glf.keras")
+    assert loaded.loss.coefficients == {"alpha_p": 0.375, "alpha_n": 1.875, "beta2": 2.25}
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(before, rel=1e-5)
+
+
+def test_assigned_coefficients_take_effect_in_the_compiled_step():
+    rng = np.random.default_rng(2)
+    x = rng.random((4, 8, 8, 1)).astype("float32")
+    y = (rng.random((4, 8, 8, 1)) > 0.7).astype("float32")
+    loss = kl.GeneralizedLoss()
+    model = tiny_segmenter()
+    model.compile(optimizer="adam", loss=loss)
+    dice = model.evaluate(x, y, verbose=0)  # traces the step with alpha_p = 1
+    loss.set_coefficients(alpha_p=5.0)
+    heavier = model.evaluate(x, y, verbose=0)
+    p = model.predict(x, verbose=0)
+    expected = float(kl.GeneralizedLoss(alpha_p=5.0)(y, p))
+    assert heavier == pytest.approx(expected, rel=1e-5) and heavier > dice
+
+
+@pytest.mark.parametrize("make", [ALL[7], ALL[8]])
+def test_pairwise_losses_in_a_saved_model(make, tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.random((6, 5)).astype("float32")
+    y = rng.integers(0, 2, 6).astype("float32") if isinstance(make(), kl.ContrastiveLoss) else rng.random(6).astype("float32")
+    inputs = keras.Input((5,))
+    out = keras.layers.Dense(3 if isinstance(make(), kl.ContrastiveLoss) else 1)(inputs)
+    model = keras.Model(inputs, out)
+    model.compile(optimizer="adam", loss=make())
+    before = model.evaluate(x, y, batch_size=6, verbose=0)
+    model.save(tmp_path / "p.keras")
+    loaded = keras.saving.load_model(tmp_path / "p.keras")
+    assert loaded.evaluate(x, y, batch_size=6, verbose=0) == pytest.approx(before, rel=1e-5)
