@@ -27,13 +27,14 @@ class Case:
     label: Path | None = None
 
 
-def list_msd_cases(root, split: str = "training") -> list[Case]:
+def list_msd_cases(root, split: str = "training", problems: list[str] | None = None) -> list[Case]:
     """The cases that ``dataset.json`` lists under ``split`` ("training" or "test").
 
     Paths in ``dataset.json`` are relative to ``root`` (``./imagesTr/lung_001.nii.gz``).
     Names starting with "." are skipped (the MSD archives hold macOS ``._*`` files).
     Raises :class:`DataError` if ``dataset.json`` is missing or malformed, or names a file
-    that is absent.
+    that is absent. With a ``problems`` list, an absent file is appended to it as a message and
+    its case skipped instead, so a check can report every missing file at once.
     """
     root = Path(root)
     meta_path = root / "dataset.json"
@@ -55,11 +56,15 @@ def list_msd_cases(root, split: str = "training") -> list[Case]:
             image, label = _inside(root, entry if isinstance(entry, str) else entry["image"], meta_path), None
         if image.name.startswith("."):
             continue
-        for path in (image, label):
-            if path is not None and not path.is_file():
-                raise DataError(f"{path} is listed in {meta_path} but does not exist")
+        absent = [p for p in (image, label) if p is not None and not p.is_file()]
+        if absent:
+            message = f"{absent[0]} is listed in {meta_path} but does not exist"
+            if problems is None:
+                raise DataError(message)
+            problems.extend(f"{p} is listed in {meta_path} but does not exist" for p in absent)
+            continue
         cases.append(Case(case_id=image.name.split(".")[0], image=image, label=label))
-    if not cases:
+    if not cases and not problems:
         raise DataError(f"{meta_path} lists no '{split}' cases")
     return cases
 
@@ -106,3 +111,51 @@ def load_label(path, allowed: tuple[int, ...], image_shape=None) -> np.ndarray:
             f"Expected labels in {{{', '.join(map(str, allowed))}}}; found {unexpected} in {path}"
         )
     return labels
+
+
+def nifti_shape(path) -> tuple[int, ...]:
+    """Shape of a NIfTI volume after :func:`load_canonical`, read from the header only.
+
+    Raises :class:`DataError` naming the file if it is missing or its header is unreadable.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        shape = tuple(int(n) for n in img.shape)
+        ornt = nib.orientations.io_orientation(img.affine)
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
+        raise DataError(f"{path}: cannot read NIfTI header (corrupt or truncated?): {err}") from None
+    if len(shape) != 3:
+        raise DataError(f"{path}: expected a 3D volume; found shape {shape}")
+    canonical = [0, 0, 0]
+    for i, (axis, _) in enumerate(ornt[:3]):
+        canonical[int(axis)] = shape[i]
+    return tuple(canonical)
+
+
+def load_canonical(path, dtype=np.float32) -> np.ndarray:
+    """Read a 3D NIfTI volume reoriented to the closest canonical (RAS+) orientation.
+
+    Orientation differs between volumes of one data set (LiTS), so slices are taken along
+    the last (inferior-superior) axis only after this reorientation. Raises
+    :class:`DataError` naming the file as :func:`load_nifti` does.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        img = nib.as_closest_canonical(nib.load(str(path)))
+        array = np.asarray(img.dataobj, dtype=dtype)
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
+        raise DataError(f"{path}: cannot read NIfTI volume (corrupt or truncated?): {err}") from None
+    if array.ndim != 3:
+        raise DataError(f"{path}: expected a 3D volume; found shape {array.shape}")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise DataError(f"{path}: holds NaN or infinite voxel values")
+    return array
