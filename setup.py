@@ -34,6 +34,7 @@ setup(
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15",
+        "tensorboard>=2.20",  # TF 2.21 no longer pulls it in; Keras TensorBoard callback needs it
         "numpy>=1.26",
         "scipy>=1.11",
         "scikit-learn>=1.4",

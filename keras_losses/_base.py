@@ -95,3 +95,35 @@ def soft_counts(y_true, y_pred, per_image: bool):
     fp = ops.sum(y_pred * (1.0 - y_true), axis=axis)
     fn = ops.sum((1.0 - y_pred) * y_true, axis=axis)
     return tp, fp, fn
+
+
+def _replica_context():
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
+
+
+def sum_over_replicas(x):
+    """Sum ``x`` over the replicas of a ``tf.distribute`` strategy (identity on one device).
+
+    The all-reduce is differentiable, so a loss of globally pooled counts trains as on one
+    device with the global batch.
+    """
+    import tensorflow as tf
+
+    context = _replica_context()
+    return x if context is None else context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
+def scale_for_replicas(value):
+    """Divide a scalar (batch-pooled) loss by the number of replicas in sync.
+
+    Keras scales per-sample losses by 1/R itself but returns a scalar loss unchanged
+    (``keras.src.losses.loss.reduce_values``); the replicas' gradients are then summed, so a
+    loss pooled over the global batch must carry the 1/R itself.
+    """
+    context = _replica_context()
+    return value if context is None else value / context.num_replicas_in_sync

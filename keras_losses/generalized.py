@@ -11,7 +11,9 @@ from keras_losses._base import (
     check_shapes,
     check_unit_interval,
     register,
+    scale_for_replicas,
     soft_counts,
+    sum_over_replicas,
 )
 
 
@@ -44,6 +46,11 @@ class GeneralizedLoss(keras.losses.Loss):
     with the model weights: ``get_config`` carries their current values instead, and a saved
     model reloads with the coefficients it had when it was saved.
 
+    Under ``tf.distribute`` with R replicas, pooled counts are summed over the replicas (a
+    differentiable all-reduce) and the value is divided by R, because Keras divides per-sample
+    losses by R but returns a scalar loss unchanged: the gradient then equals one device's on
+    the global batch.
+
     After every call the loss also stores the soft counts it saw, summed over the batch, in
     ``self.counts`` (a float32 variable ``[TP, FP, FN]``). The variable aggregates by sum, so
     under ``tf.distribute`` it holds the counts of the global batch.
@@ -73,6 +80,9 @@ class GeneralizedLoss(keras.losses.Loss):
         0.3333
     """
 
+    # Pooled counts are all-reduced over replicas here (training.fit checks this flag).
+    global_batch = True
+
     def __init__(
         self,
         alpha_p: float = 1.0,
@@ -101,6 +111,11 @@ class GeneralizedLoss(keras.losses.Loss):
         )
         self.counts = keras.Variable(
             [0.0, 0.0, 0.0], dtype="float32", trainable=False, aggregation="sum", name="counts"
+        )
+        # Images in the last batch (summed over replicas, like `counts`): the adaptive
+        # rules turn pooled counts into per-image means <FP>, <FN> with it.
+        self.num_images = keras.Variable(
+            0.0, dtype="float32", trainable=False, aggregation="sum", name="num_images"
         )
 
     # ------------------------------------------------------------------ coefficients
@@ -138,8 +153,12 @@ class GeneralizedLoss(keras.losses.Loss):
         if self.per_image:
             self.counts.assign(ops.stack([ops.sum(tp), ops.sum(fp), ops.sum(fn)]))
         else:
+            # The variable sums over replicas, so it gets this replica's counts.
             self.counts.assign(ops.stack([tp, fp, fn]))
-        return self.from_counts(
+            # Pool over the GLOBAL batch: every replica computes the one-device loss.
+            tp, fp, fn = sum_over_replicas(tp), sum_over_replicas(fp), sum_over_replicas(fn)
+        self.num_images.assign(ops.cast(ops.shape(y_pred)[0], "float32"))
+        value = self.from_counts(
             tp,
             fp,
             fn,
@@ -148,6 +167,7 @@ class GeneralizedLoss(keras.losses.Loss):
             ops.convert_to_tensor(self.beta2_var),
             self.smooth,
         )
+        return value if self.per_image else scale_for_replicas(value)
 
     def get_config(self):
         config = super().get_config()

@@ -5,7 +5,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_losses._base import check_shapes, check_unit_interval, register
+from keras_losses._base import (
+    check_shapes,
+    check_unit_interval,
+    register,
+    scale_for_replicas,
+    sum_over_replicas,
+)
 
 
 @register
@@ -28,6 +34,9 @@ class SquaredDiceLoss(keras.losses.Loss):
         learning capability", arXiv:2110.08322, 2021.
     """
 
+    # Pooled sums are all-reduced over replicas here (training.fit checks this flag).
+    global_batch = True
+
     def __init__(self, per_image=True, smooth=1.0, name="squared_dice_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.per_image = bool(per_image)
@@ -43,7 +52,11 @@ class SquaredDiceLoss(keras.losses.Loss):
         axis = tuple(range(1, len(y_pred.shape))) if self.per_image else None
         inter = ops.sum(y_pred * y_true, axis=axis)
         den = ops.sum(ops.square(y_pred), axis=axis) + ops.sum(ops.square(y_true), axis=axis)
-        return 1.0 - (2.0 * inter + self.smooth) / (den + self.smooth)
+        if self.per_image:
+            return 1.0 - (2.0 * inter + self.smooth) / (den + self.smooth)
+        # Pooled: sums over the global batch under tf.distribute (see GeneralizedLoss).
+        inter, den = sum_over_replicas(inter), sum_over_replicas(den)
+        return scale_for_replicas(1.0 - (2.0 * inter + self.smooth) / (den + self.smooth))
 
     def get_config(self):
         return {**super().get_config(), "per_image": self.per_image, "smooth": self.smooth}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from typing import Any
 
@@ -38,8 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = 
     for field in dataclasses.fields(cls):
         if field.name in skip or "help" not in field.metadata:
             continue
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        kwargs = {"dest": field.name, "default": argparse.SUPPRESS, "help": f"{field.metadata['help']} (default: {default})"}
+        default = (
+            field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        )
+        kwargs = {
+            "dest": field.name,
+            "default": argparse.SUPPRESS,
+            "help": f"{field.metadata['help']} (default: {default})",
+        }
         hint = hints[field.name]
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -65,7 +72,7 @@ def _parser_for(hint, name):
                 ) from None
 
         return parse_list
-    if origin is typing.Union or str(origin) == "types.UnionType":  # Optional[X]
+    if origin is typing.Union or origin is types.UnionType:  # Optional[X] or X | None
         inner = [a for a in args if a is not type(None)][0]
         base = _parser_for(inner, name)
         return lambda text: None if text.lower() in ("none", "") else base(text)

@@ -39,7 +39,9 @@ def write_text(path, text: str) -> Path:
 
 
 def write_json(path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
 
 
 def write_csv(path, rows: Iterable[Mapping], fieldnames: list[str] | None = None) -> Path:
@@ -57,6 +59,80 @@ def save_model(model, path) -> Path:
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
     return Path(path)
+
+
+def save_weights(model, path) -> Path:
+    """``model.save_weights`` (model and optimizer variables) atomically; ``path`` ends in ``.weights.h5``."""
+    with atomic_path(path, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
+    return Path(path)
+
+
+def save_arrays(path, arrays: Mapping) -> Path:
+    """Arrays as an ``.npz`` file, atomically (read back with :func:`load_arrays`)."""
+    import numpy as np
+
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+    return Path(path)
+
+
+def load_arrays(path) -> dict:
+    """An ``.npz``/``.npy`` file's arrays, never unpickling objects (``allow_pickle=False``)."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: array file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if isinstance(data, np.ndarray):
+                return {"arr_0": data}
+            return {k: data[k] for k in data.files}
+    except AttributeError:  # np.load returned a plain ndarray (.npy), which has no context manager
+        return {"arr_0": np.load(path, allow_pickle=False)}
+    except ValueError as err:
+        raise ValueError(
+            f"{path}: holds Python objects, which are never unpickled ({err})"
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: cannot read arrays (corrupt or truncated?): {err}") from None
+
+
+def load_model(path, compile: bool = True):
+    """``keras.saving.load_model`` with ``safe_mode=True`` and errors that name the file.
+
+    Importing :mod:`keras_losses` first registers every loss of this package, so models
+    compiled with them load. Raises FileNotFoundError for a missing file and ValueError for
+    a file that is not a readable ``.keras`` model (corrupt, truncated, or not a model).
+    """
+    import zipfile
+
+    import keras
+
+    import keras_losses  # noqa: F401  (registers the losses for deserialization)
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    if path.suffix != ".keras":
+        raise ValueError(
+            f"{path}: expected a Keras model saved as .keras; received a {path.suffix or 'suffix-less'} file"
+        )
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path}: not a readable .keras model (corrupt or truncated: not a zip archive)"
+        )
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{path}: not a readable .keras model (corrupt or truncated?): {err}"
+        ) from None
+    except ValueError as err:  # e.g. safe_mode refusing a Lambda layer, an unknown class
+        raise ValueError(f"{path}: cannot load model: {err}") from None
 
 
 def save_figure(fig, path, dpi: int = 110) -> Path:

@@ -29,7 +29,9 @@ class RunDir:
         last.keras       the model after the last finished epoch
         history.csv      Keras History, one row per epoch
         tensorboard/     TensorBoard logs
-        backup/          state for ``--resume`` (removed when the run completes)
+        distribution.json  strategy, replicas, workers, global and per-replica batch size
+        backup/          state for ``--resume``: weights + optimizer, loss variables, callback
+                         states (kept after the run, so ``--resume --epochs N`` adds epochs)
         COMPLETED        written last; its absence marks an unfinished run
 
     Args:
@@ -37,14 +39,26 @@ class RunDir:
         resume: continue a run that exists (and did not complete, or add epochs).
         overwrite: delete an existing folder first.
         chief: only the chief writes files under tf.distribute multi-worker training.
+            ``None`` (default) decides from ``TF_CONFIG``: the chief task, or worker 0 when
+            the cluster has no chief; True without ``TF_CONFIG``. A non-chief never
+            creates, refuses or deletes the folder (the chief does; with ``--resume`` every
+            worker reads the chief's backup, so the folder must be on shared storage).
     """
 
-    def __init__(self, path, resume: bool = False, overwrite: bool = False, chief: bool = True):
+    def __init__(
+        self, path, resume: bool = False, overwrite: bool = False, chief: bool | None = None
+    ):
+        from training.strategy import chief_from_env
+
         self.path = Path(path)
-        self.chief = chief
+        self.chief = chief_from_env() if chief is None else bool(chief)
+        chief = self.chief
         if resume and overwrite:
             raise RunDirError("--resume and --overwrite exclude each other; give one of them")
         exists = self.path.exists() and any(self.path.iterdir())
+        if not chief:
+            self.resuming = bool(exists and resume)
+            return
         if exists and not (resume or overwrite):
             raise RunDirError(
                 f"Run directory {self.path} already exists; pass --resume to continue it or "

@@ -1,33 +1,122 @@
-"""tf.distribute strategies for ``--strategy auto|one-device|mirrored|multi-worker``."""
+"""tf.distribute strategies for ``--strategy auto|one-device|mirrored|multi-worker``.
+
+How a task uses them (two lines in its ``train()``)::
+
+    strategy = make_strategy(args.strategy)   # first, before any other TensorFlow work
+    with strategy.scope():                     # model, loss, optimizer and compile inside
+        model = build_model(...)
+        model.compile(optimizer=..., loss=..., metrics=...)
+    fit_model(model, train_ds, val_ds, run_dir=run_dir, epochs=...)  # finds the strategy
+
+``fit_model`` reads the strategy back from the model (Keras records the strategy a model was
+created under), so its call does not change. The datasets stay as they are: each element is
+one GLOBAL batch; the strategy splits it into ``global / num_replicas`` per replica.
+
+Only the chief (worker 0, or the task of type "chief") writes the run directory; every
+worker computes the same thing.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from contextlib import contextmanager
+
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+
+_CACHE: dict[str, object] = {}
 
 
 def make_strategy(name: str = "auto"):
-    """Return a ``tf.distribute.Strategy``.
+    """Return a ``tf.distribute.Strategy`` (the same object for the same name in one process).
 
     ``auto``: MirroredStrategy when several GPUs are visible, else the default strategy.
     ``one-device``: the first GPU, or the CPU. ``mirrored``: all local GPUs (or the logical
     CPU devices, for tests). ``multi-worker``: MultiWorkerMirroredStrategy configured by the
-    ``TF_CONFIG`` environment variable.
+    ``TF_CONFIG`` environment variable; it must be created before any other TensorFlow op
+    runs in the process (TensorFlow configures collective ops at start-up), so call this
+    first in ``train()``.
     """
-    import tensorflow as tf
-
     if name not in STRATEGIES:
         raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}; received {name!r}")
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    if name == "one-device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored":
-        if gpus:
-            return tf.distribute.MirroredStrategy()
-        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=cpus)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    if name in _CACHE:
+        return _CACHE[name]
+    import tensorflow as tf
+
+    if name == "multi-worker":
+        _check_tf_config()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        gpus = tf.config.list_logical_devices("GPU")
+        if name == "auto":
+            strategy = (
+                tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+            )
+        elif name == "one-device":
+            strategy = tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+        elif gpus:
+            strategy = tf.distribute.MirroredStrategy()
+        else:
+            cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+            strategy = tf.distribute.MirroredStrategy(devices=cpus)
+    _CACHE[name] = strategy
+    return strategy
+
+
+@contextmanager
+def strategy_scope(name: str = "auto"):
+    """``with strategy_scope(args.strategy) as strategy:`` build and compile the model inside."""
+    strategy = make_strategy(name)
+    with strategy.scope():
+        yield strategy
+
+
+def _check_tf_config() -> None:
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise ValueError(
+            "--strategy multi-worker needs the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}; '
+            "it is not set (see docs/sections/distribute.md)"
+        )
+    try:
+        config = json.loads(text)
+        workers = config["cluster"]
+        task = config["task"]
+        task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"TF_CONFIG must be JSON with 'cluster' and 'task': {{'type', 'index'}}; "
+            f"received {text!r} ({err})"
+        ) from None
+    if task["type"] not in workers or int(task["index"]) >= len(workers[task["type"]]):
+        raise ValueError(f"TF_CONFIG task {task} is not in its cluster {workers}")
+
+
+def chief_from_env() -> bool:
+    """Whether ``TF_CONFIG`` (if any) makes this process the chief; True without TF_CONFIG.
+
+    The same rule as TensorFlow's: the task of type "chief", or worker 0 when the cluster has
+    no "chief" task. Reads only the environment, so a RunDir can decide before TF starts.
+    """
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return True
+    try:
+        config = json.loads(text)
+    except ValueError:
+        return True
+    cluster = config.get("cluster") or {}
+    task = config.get("task") or {}
+    if not cluster or not task:
+        return True
+    return _chief_rule(cluster, task.get("type"), int(task.get("index", 0)))
+
+
+def _chief_rule(cluster: dict, task_type, task_id) -> bool:
+    if task_type in (None, "chief"):
+        return True
+    return task_type == "worker" and task_id == 0 and "chief" not in cluster
 
 
 def is_chief(strategy) -> bool:
@@ -35,6 +124,35 @@ def is_chief(strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
-    return resolver.task_type in (None, "chief") or (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
-    )
+    return _chief_rule(resolver.cluster_spec().as_dict(), resolver.task_type, resolver.task_id)
+
+
+def is_multi_worker(strategy) -> bool:
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def describe(strategy, global_batch_size: int | None = None) -> dict:
+    """What ``distribution.json`` records: strategy, replicas, workers, global/per-replica batch."""
+    replicas = int(strategy.num_replicas_in_sync)
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    workers = sum(len(v) for k, v in cluster.items() if k in ("chief", "worker")) or 1
+    info = {
+        # MultiWorkerMirroredStrategy's class is called CollectiveAllReduceStrategy.
+        "strategy": "MultiWorkerMirroredStrategy"
+        if is_multi_worker(strategy)
+        else type(strategy).__name__,
+        "num_replicas": replicas,
+        "num_workers": workers,
+        "global_batch_size": global_batch_size,
+        "per_replica_batch_size": None,
+    }
+    if global_batch_size:
+        info["per_replica_batch_size"] = (
+            global_batch_size / replicas
+            if global_batch_size % replicas
+            else global_batch_size // replicas
+        )
+    return info
