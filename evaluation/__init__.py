@@ -1,0 +1,1 @@
+"""Evaluation: classification metrics, saliency maps, embedding plots, attacks, OOD metrics and figures."""

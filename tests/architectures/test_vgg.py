@@ -1,0 +1,89 @@
+"""VGG-16 classifier and loss-estimator head: shapes, taps, weights handling, save/reload."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_losses
+from architectures import vgg
+
+
+def test_vanilla_and_estimator_outputs():
+    m = vgg.build_vgg16_classifier((32, 32, 3), 5, width=0.0625)
+    assert m.output_shape == (None, 5)
+    e = vgg.build_vgg16_classifier((32, 32, 3), 5, width=0.0625, loss_estimator=True)
+    assert e.output_shape == (None, 6)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    out = e.predict(x, verbose=0)
+    np.testing.assert_allclose(out[:, :5].sum(1), 1.0, rtol=1e-5)
+    assert vgg.logits_model(e).output_shape == (None, 5)
+    # the head reads conv layers 4, 7, 10, 13: one Dense(128) per tap
+    heads = [layer for layer in e.layers if layer.name.startswith("lossest_fc_")]
+    assert [h.name.removeprefix("lossest_fc_") for h in heads] == list(vgg.ESTIMATOR_TAPS)
+    assert all(h.units == 128 for h in heads)
+    convs = [
+        layer.name
+        for layer in e.get_layer("vgg16").layers
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
+    assert len(convs) == 13 and [convs[i - 1] for i in (4, 7, 10, 13)] == list(vgg.ESTIMATOR_TAPS)
+
+
+def test_full_width_is_keras_applications_vgg16():
+    m = vgg.build_vgg16_classifier((32, 32, 3), 5, width=1.0, weights="none")
+    base = m.get_layer("vgg16")
+    assert (
+        base.count_params()
+        == keras.applications.VGG16(
+            include_top=False, weights=None, input_shape=(32, 32, 3)
+        ).count_params()
+    )
+
+
+def test_l2_penalty_on_every_kernel():
+    m = vgg.build_vgg16_classifier((32, 32, 3), 3, width=0.0625, l2=0.5, loss_estimator=True)
+    kernels = [w for w in m.trainable_weights if "kernel" in w.path]
+    expected = sum(0.5 * float(np.sum(np.square(k.numpy()))) for k in kernels)
+    assert float(sum(m.losses)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_weights_resolution(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert vgg.resolve_weights("imagenet") is None or vgg.imagenet_weights_path() is not None
+    if vgg.imagenet_weights_path() is None:
+        assert "random initialization" in capsys.readouterr().out
+    assert vgg.resolve_weights("none") is None
+    with pytest.raises(FileNotFoundError, match="--weights"):
+        vgg.resolve_weights(str(tmp_path / "missing.h5"))
+
+
+def test_weights_path_loads_and_flips_first_conv(tmp_path):
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "w.weights.h5"
+    base.save_weights(path)
+    m = vgg.build_vgg16_classifier((32, 32, 3), 2, weights=str(path))
+    k = m.get_layer("vgg16").get_layer("block1_conv1").get_weights()[0]
+    np.testing.assert_array_equal(k, base.get_layer("block1_conv1").get_weights()[0][:, :, ::-1, :])
+    np.testing.assert_array_equal(
+        m.get_layer("vgg16").get_layer("block5_conv3").get_weights()[0],
+        base.get_layer("block5_conv3").get_weights()[0],
+    )
+
+
+def test_saved_model_reloads_with_plain_load_model(tmp_path):
+    m = vgg.build_vgg16_classifier((32, 32, 3), 4, width=0.0625, loss_estimator=True, l2=1e-4)
+    m.compile(optimizer="adam", loss=keras_losses.LossEstimatorLoss(class_weights=[1, 2, 3, 4]))
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    y = keras.utils.to_categorical([0, 3], 4)
+    m.fit(x, y, epochs=1, verbose=0)
+    m.save(tmp_path / "m.keras")
+    r = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        r.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+    assert r.loss.class_weights == [1, 2, 3, 4]
+
+
+def test_too_small_input():
+    with pytest.raises(ValueError, match="at least 32x32"):
+        vgg.build_vgg16_classifier((16, 16, 3), 2, width=0.0625)

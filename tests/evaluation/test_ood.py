@@ -1,0 +1,175 @@
+"""OOD metrics against scikit-learn, ODIN against hand computations, the OOD image sets."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from evaluation import ood, ood_sets
+
+
+def _scores(seed, ties=False):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(1.0, 1.0, 57)
+    b = rng.normal(0.0, 1.0, 43)
+    if ties:
+        a, b = np.round(a, 1), np.round(b, 1)
+    return a, b
+
+
+@pytest.mark.parametrize("seed,ties", [(0, False), (1, True), (2, True)])
+def test_metrics_match_sklearn(seed, ties):
+    a, b = _scores(seed, ties)
+    y = np.r_[np.ones_like(a), np.zeros_like(b)]
+    s = np.r_[a, b]
+    assert ood.auroc(a, b) == pytest.approx(roc_auc_score(y, s))
+    assert ood.aupr_in(a, b) == pytest.approx(average_precision_score(y, s))
+    assert ood.aupr_out(a, b) == pytest.approx(average_precision_score(1 - y, -s))
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    assert ood.fpr_at_tpr(a, b, 0.95) == pytest.approx(fpr[tpr >= 0.95].min())
+    assert ood.detection_error(a, b) == pytest.approx(np.min(0.5 * (1 - tpr) + 0.5 * fpr))
+
+
+def test_metrics_hand_computed():
+    # in: 0.9 0.8 0.7 0.6, out: 0.75 0.1 -> pairs in>out: 2 (vs 0.75) + 4 (vs 0.1) = 6 of 8
+    a, b = [0.9, 0.8, 0.7, 0.6], [0.75, 0.1]
+    assert ood.auroc(a, b) == pytest.approx(6 / 8)
+    # TPR >= 0.95 needs threshold 0.6: out above it: 0.75 -> FPR 1/2
+    assert ood.fpr_at_tpr(a, b) == pytest.approx(0.5)
+    # threshold 0.8: TPR 1/2, FPR 0 -> 0.25; threshold 0.6: TPR 1, FPR 1/2 -> 0.25
+    assert ood.detection_error(a, b) == pytest.approx(0.25)
+    m = ood.ood_metrics(np.ones(5), np.zeros(3))
+    assert (m["auroc"], m["fpr_at_95_tpr"], m["detection_error"], m["aupr_in"], m["aupr_out"]) == (
+        100,
+        0,
+        0,
+        100,
+        100,
+    )
+
+
+def test_metrics_reject_empty():
+    with pytest.raises(ValueError, match="in- and out-of-distribution"):
+        ood.auroc([], [0.1])
+
+
+def test_sensitivity_and_balanced_accuracy_match_sklearn():
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 4, 80), rng.integers(0, 4, 80)
+    assert ood.per_class_sensitivity(y, p, 4) == pytest.approx(
+        list(recall_score(y, p, average=None))
+    )
+    assert ood.balanced_accuracy(y, p, 4) == pytest.approx(balanced_accuracy_score(y, p))
+
+
+# ---------------------------------------------------------------------------- ODIN
+def _linear_logit_model(w, b):
+    import keras
+
+    inp = keras.Input((2, 2, 1))
+    x = keras.layers.Flatten()(inp)
+    dense = keras.layers.Dense(w.shape[1])
+    out = dense(x)
+    dense.set_weights([w, b])
+    return keras.Model(inp, out)
+
+
+def test_odin_matches_numpy():
+    from evaluation.odin import gradient_signs, odin_scores
+
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=3).astype("float32")
+    model = _linear_logit_model(w, b)
+    x = rng.uniform(0, 1, (5, 2, 2, 1)).astype("float32")
+    T, eps, rng_px = 10.0, 0.01, 1.0
+
+    def softmax(z):
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    flat = x.reshape(5, 4)
+    z = flat @ w + b
+    s = softmax(z / T)
+    k = z.argmax(1)
+    # d(-log S_k)/dx = -(w[:, k] - sum_j S_j w[:, j]) / T
+    grad = -(w[:, k].T - s @ w.T) / T
+    x_tilde = flat - eps * np.sign(grad)
+    expected = softmax((x_tilde @ w + b) / T).max(1)
+    np.testing.assert_array_equal(
+        gradient_signs(model, x, T).reshape(5, 4), np.sign(grad).astype(np.int8)
+    )
+    np.testing.assert_allclose(
+        odin_scores(model, x, T, eps, pixel_range=rng_px), expected, rtol=1e-5
+    )
+    np.testing.assert_allclose(odin_scores(model, x, 1.0, 0.0), softmax(z).max(1), rtol=1e-5)
+    # the perturbation raises the max-softmax score
+    assert np.all(
+        odin_scores(model, x, T, eps, pixel_range=rng_px) >= odin_scores(model, x, T, 0.0) - 1e-7
+    )
+
+
+def test_tune_odin_picks_the_grid_minimum():
+    from evaluation.odin import tune_odin
+
+    rng = np.random.default_rng(1)
+    model = _linear_logit_model(
+        rng.normal(size=(4, 3)).astype("float32") * 3, np.zeros(3, "float32")
+    )
+    xi = rng.uniform(0, 1, (20, 2, 2, 1)).astype("float32")
+    xo = rng.uniform(0, 0.3, (20, 2, 2, 1)).astype("float32")
+    t, e, table = tune_odin(
+        model, xi, xo, (1.0, 100.0), (0.0, 0.01), pixel_range=1.0, verbose=False
+    )
+    assert len(table) == 4
+    best = min(r["fpr_at_95_tpr"] for r in table)
+    assert [r for r in table if r["temperature"] == t and r["epsilon"] == e][0][
+        "fpr_at_95_tpr"
+    ] == best
+
+
+# ---------------------------------------------------------------------------- OOD sets
+def _lesion_images(n=3, size=32):
+    images = np.full((n, size, size, 3), 180, np.uint8)
+    masks = np.zeros((n, size, size), bool)
+    masks[:, 10:20, 8:22] = True
+    masks[-1] = False  # one image without a lesion mask
+    return images, masks
+
+
+def test_bbox_sets():
+    images, masks = _lesion_images()
+    bb = ood_sets.bbox_images(images, masks)
+    assert bb.shape == (2, 32, 32, 3)
+    assert (bb[:, 10:20, 8:22] == 0).all() and bb[:, :10].min() == 180
+    bb70 = ood_sets.bbox70_images(images, masks, coverage=0.7)
+    hidden = (bb70[0, ..., 0] == 0) & masks[0]
+    frac = hidden.sum() / masks[0].sum()
+    assert 0.7 <= frac < 0.9
+
+
+def test_derm_skin_avoids_lesion():
+    images, masks = _lesion_images(2, 64)
+    images[masks] = 0  # lesion black, skin 180
+    out = ood_sets.derm_skin_images(
+        images, masks, crop_fraction=0.25, max_lesion_fraction=0.0, seed=0
+    )
+    assert len(out) == 2 and out.min() == 180
+
+
+def test_natural_histology_and_folder(tmp_path):
+    import cv2
+
+    nat = ood_sets.natural_images(4, 32, seed=0)
+    his = ood_sets.histology_images(3, 32, seed=0)
+    assert nat.shape == (4, 32, 32, 3) and his.shape == (3, 32, 32, 3) and nat.dtype == np.uint8
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((40, 50, 3), np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert ood_sets.folder_images(tmp_path, 32).shape == (1, 32, 32, 3)
+    from data.msd import DataError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no .jpg"):
+        ood_sets.folder_images(tmp_path / "empty", 32)
+    with pytest.raises(DataError, match="is not a folder"):
+        ood_sets.folder_images(tmp_path / "absent", 32)
