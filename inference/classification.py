@@ -1,0 +1,128 @@
+"""Classify image files with a trained model: class probabilities, prediction, uncertainty.
+
+* nodules (:mod:`tasks.nodules`): grayscale images resized to the run's ``image_size``, raw
+  intensities 0..255 (the LeNet-5 rescales them itself); classes benign, malignant.
+* isic (:mod:`tasks.isic`): RGB images through the training preprocessing (centre crop,
+  Shades-of-Gray, resize); the run's classes. A model with a loss-estimator head also gives
+  its estimated loss (the uncertainty). When ``evaluate.py --task isic`` has run on the run
+  directory, its tuned ODIN temperature and perturbation give each image an ODIN score,
+  and the score at 95 % TPR on the validation images is the in/out-of-distribution threshold.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from data.msd import DataError
+
+NODULE_CLASSES = ("benign", "malignant")  # data.nodules: BENIGN = 0, MALIGNANT = 1
+
+
+class ClassificationPredictor:
+    """Predict classes for image files with the preprocessing of the run that trained ``model``."""
+
+    def __init__(self, model, config: dict, run_dir=None, batch_size: int = 32):
+        self.model = model
+        self.config = dict(config)
+        self.task = self.config["task"]
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.batch_size = int(batch_size)
+        self.size = int(model.input_shape[1])
+        if self.task == "nodules":
+            self.classes = list(NODULE_CLASSES)
+        elif self.task == "isic":
+            self.classes = list(self.config.get("classes") or [])
+            if not self.classes:
+                raise ValueError("isic run config lists no classes")
+        else:
+            raise ValueError(f"task {self.task!r} does not classify images")
+        outputs = int(model.output_shape[-1])
+        if outputs not in (len(self.classes), len(self.classes) + 1):
+            raise ValueError(
+                f"model has {outputs} outputs; expected {len(self.classes)} classes "
+                f"(+1 for a loss-estimator head)"
+            )
+        self.has_loss_estimate = outputs == len(self.classes) + 1
+        self.odin = self._odin_settings()
+
+    def _odin_settings(self) -> dict | None:
+        """ODIN T, eps and threshold from ``evaluation/metrics.json`` of the run, if present."""
+        if self.task != "isic" or self.run_dir is None:
+            return None
+        path = self.run_dir / "evaluation" / "metrics.json"
+        if not path.is_file():
+            return None
+        from training.io import read_json
+
+        odin = read_json(path).get("odin") or {}
+        if "threshold" not in odin:
+            return None
+        return {k: float(odin[k]) for k in ("temperature", "epsilon", "threshold")}
+
+    # ------------------------------------------------------------------ images
+    def load_image(self, path) -> np.ndarray:
+        """One preprocessed image as the model expects it; DataError naming the file."""
+        import cv2
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        if self.task == "nodules":
+            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if image is None:
+                raise DataError(f"{path}: not a readable image")
+            interp = cv2.INTER_AREA if self.size < min(image.shape) else cv2.INTER_LINEAR
+            return cv2.resize(image, (self.size, self.size), interpolation=interp).astype(np.float32)[..., None]
+        from data.dermoscopy import preprocess_image, read_rgb
+
+        power = float(self.config.get("sog_power") or 0) or None
+        image = preprocess_image(read_rgb(path), self.size, float(self.config.get("crop_fraction", 0.85)), power)
+        return image.astype(np.float32)
+
+    def predict_arrays(self, images: np.ndarray) -> dict:
+        """Probabilities (N, C), and the estimated loss and ODIN score where available."""
+        out = np.asarray(self.model.predict(images, batch_size=self.batch_size, verbose=0))
+        result = {"probabilities": out[:, : len(self.classes)]}
+        if self.has_loss_estimate:
+            result["estimated_loss"] = out[:, -1]
+        if self.odin is not None:
+            from architectures.vgg import logits_model
+            from evaluation.odin import odin_scores
+
+            result["odin_score"] = odin_scores(
+                logits_model(self.model), images, self.odin["temperature"], self.odin["epsilon"],
+                batch_size=self.batch_size,
+            )
+        return result
+
+    def predict_images(self, paths, progress: bool = False) -> tuple[list[dict], list[str]]:
+        """One CSV row per readable image; ``failures`` names each image that could not be read."""
+        rows, failures, images, kept = [], [], [], []
+        for i, path in enumerate(map(Path, paths), 1):
+            try:
+                images.append(self.load_image(path))
+                kept.append(path)
+            except (DataError, OSError, ValueError) as err:
+                failures.append(f"{path}: {err}")
+                print(f"[{i}/{len(paths)}] {path.name}: FAILED: {err}", file=sys.stderr, flush=True)
+            else:
+                if progress and (i % 100 == 0 or i == len(paths)):
+                    print(f"[{i}/{len(paths)}] images read", flush=True)
+        if not kept:
+            return rows, failures
+        result = self.predict_arrays(np.stack(images))
+        for j, path in enumerate(kept):
+            probs = result["probabilities"][j]
+            row = {"image": str(path), **{f"p_{c}": round(float(p), 6) for c, p in zip(self.classes, probs, strict=True)}}
+            row["predicted"] = self.classes[int(np.argmax(probs))]
+            if "estimated_loss" in result:
+                row["estimated_loss"] = round(float(result["estimated_loss"][j]), 6)
+            if "odin_score" in result:
+                score = float(result["odin_score"][j])
+                row["odin_score"] = round(score, 6)
+                row["out_of_distribution"] = score < self.odin["threshold"]
+            rows.append(row)
+        return rows, failures
