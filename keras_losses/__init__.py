@@ -25,6 +25,7 @@ from keras_losses.ranking import (
     MarginRankingLoss,
 )
 from keras_losses.squared_dice import SquaredDiceLoss
+from keras_losses.adaptive import DeterministicGLFCallback, ExploratoryGLFModel, prepare_adaptive_glf
 
 __all__ = [
     "PACKAGE",
@@ -40,4 +41,7 @@ __all__ = [
     "MarginRankingLoss",
     "LossEstimatorLoss",
     "ClassWeightedCategoricalCrossentropy",
+    "DeterministicGLFCallback",
+    "ExploratoryGLFModel",
+    "prepare_adaptive_glf",
 ]

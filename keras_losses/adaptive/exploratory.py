@@ -1,0 +1,569 @@
+"""The exploratory adaptive-GLF rule (Seo et al. 2021, Sec. II-B, Fig. 2a) as a train step.
+
+At every iteration the rule tries 27 actions (each coefficient -10 %, 0, +10 %): for each, one
+optimizer step of the network with the GLF under that action's coefficients, scored by the
+batch-averaged Euclidean distance ||p - y||_2 between prediction and label AFTER the step. The
+argmin action's coefficients and network weights are kept. Three implementations:
+
+``exact`` (the fast exact search). With counts pooled over the batch the GLF depends on the
+    weights only through TP and FP (FN = sum(y) - TP), so by the chain rule each action's
+    gradient is ``a_A grad(TP) + b_A grad(FP)`` with the scalars a_A = dL_A/dTP, b_A = dL_A/dFP.
+    Two backward passes serve all 27 candidates; the candidate optimizer updates (Adam moments
+    included) are elementwise and computed in closed form from the optimizer's state. Only the
+    27 scoring forward passes remain. The chosen step is then applied by the real optimizer.
+``first-order`` scores each candidate by d + grad(d) . delta_A (d the distance before the step,
+    delta_A the candidate's weight change): one more backward pass and no scoring forwards.
+``naive`` the reference: 27 real optimizer steps (forward, backward, ``optimizer.apply``) each
+    on a fresh copy of the network and optimizer state, scored, the best copy kept. It makes no
+    use of the TP/FP trick or of the closed-form updates, and so checks both.
+
+Scoring passes run the network in training mode (batch-norm batch statistics, as in the
+training step itself) through ``stateless_call``, so they leave the batch-norm moving averages
+alone: those are updated once per iteration, by the training forward pass, as in a plain step.
+The set of actions is ordered (alpha_p, alpha_n, beta2) in {-1, 0, +1}^3 lexicographically;
+ties go to the lowest index.
+
+Limitations (checked, with clear errors): TensorFlow backend; one replica (the candidate
+updates would need all-reduced gradients; use the deterministic rule under ``tf.distribute``);
+``per_image=False`` (the TP/FP factorisation needs pooled counts); no ``sample_weight``; for
+``exact``/``first-order`` an Adam, AdamW or SGD optimizer without gradient clipping, EMA,
+gradient accumulation or loss scaling (``naive`` takes any optimizer).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_losses._base import register, soft_counts
+from keras_losses.adaptive.trajectory import COEFFICIENTS, GLFTrajectoryRecorder, glf_statistics
+
+MODES = ("exact", "first-order", "naive")
+# Fig. 2a: each coefficient -10 %, unchanged or +10 %.
+DEFAULT_STEP = 0.1
+ACTIONS = np.array(list(itertools.product((-1.0, 0.0, 1.0), repeat=3)), dtype="float32")  # (27, 3)
+KEEP_ACTION = 13  # (0, 0, 0)
+
+
+def action_text(index: int, step: float = DEFAULT_STEP) -> str:
+    """Human-readable action, e.g. ``"x0.9 x1 x1.1"`` (alpha_p, alpha_n, beta2)."""
+    return " ".join(f"x{1.0 + step * d:g}" for d in ACTIONS[int(index)])
+
+
+def glf_count_derivatives(tp, fp, fn, alpha_p, alpha_n, beta2, smooth):
+    """dL/dTP and dL/dFP of the pooled GLF with FN = sum(y) - TP held to the labels.
+
+    Formula (N = (1+beta2) TP, D = N + alpha_p FP + beta2 alpha_n FN, L = 1 - (N+s)/(D+s)):
+        dL/dTP = -[(1+beta2)(D+s) - (N+s)(1+beta2 - beta2 alpha_n)] / (D+s)^2
+        dL/dFP = (N+s) alpha_p / (D+s)^2
+    Coefficients may be vectors (one entry per candidate action).
+    """
+    num = (1.0 + beta2) * tp
+    den = num + alpha_p * fp + beta2 * alpha_n * fn
+    d2 = ops.square(den + smooth)
+    d_tp = -((1.0 + beta2) * (den + smooth) - (num + smooth) * (1.0 + beta2 - beta2 * alpha_n)) / d2
+    d_fp = (num + smooth) * alpha_p / d2
+    return d_tp, d_fp
+
+
+def _tensor(value):
+    """A plain tensor holding a variable's current value (``ops.convert_to_tensor`` returns
+    a Keras variable unchanged on the TensorFlow backend)."""
+    import tensorflow as tf
+
+    if isinstance(value, keras.Variable):
+        value = value.value
+    return tf.convert_to_tensor(value)
+
+
+def mean_distance(y_pred, y_true):
+    """Batch mean of the per-image Euclidean distance ||p - y||_2 (the search's score)."""
+    diff = ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")
+    axes = tuple(range(1, len(diff.shape)))
+    return ops.mean(ops.sqrt(ops.sum(ops.square(diff), axis=axes) + 1e-12))
+
+
+@register
+class ExploratoryGLFModel(keras.Model):
+    """A model wrapper whose ``train_step`` runs the exploratory GLF search (Fig. 2a).
+
+    Compile it with a :class:`~keras_losses.GeneralizedLoss` (``per_image=False``); each
+    ``fit`` step then picks the best of 27 coefficient actions and assigns the loss's
+    coefficients. ``call`` is the wrapped network's, so prediction and evaluation are
+    unchanged; ``model.network`` is the plain network. The wrapper saves as ``.keras`` and
+    reloads with ``keras.saving.load_model`` after ``import keras_losses`` (the GLF's
+    current coefficients travel in the compile config).
+
+    Each train step returns, besides the loss and metrics, ``glf_*`` logs that
+    :class:`ExploratoryGLFLogger` turns into the per-iteration trajectory.
+
+    Args:
+        network: the segmentation network (sigmoid output in [0, 1]).
+        mode: "exact" (default), "first-order" or "naive"; see the module docstring.
+        step: relative change of a coefficient per action. Default 0.1 (Fig. 2a, +-10 %).
+        score_training: run scoring passes in training mode (batch statistics). Default True.
+        bounds: ``[lo, hi]`` clip of every candidate coefficient. Default [1e-3, 1e3] (a
+            numerical safety net, not in the paper).
+
+    Reference:
+        S. Seo, M. Bassenne, L. Xing, IEEE TMI 40(2), 2021, Sec. II-B and Fig. 2a.
+    """
+
+    def __init__(
+        self,
+        network,
+        mode="exact",
+        step=DEFAULT_STEP,
+        score_training=True,
+        bounds=(1e-3, 1e3),
+        **kwargs,
+    ):
+        if isinstance(network, dict):
+            network = keras.saving.deserialize_keras_object(network)
+        kwargs.setdefault("name", f"{network.name}_glf_exp")
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(
+                f"ExploratoryGLFModel: `mode` must be one of {MODES}; received {mode!r}"
+            )
+        if not 0 < float(step) < 1:
+            raise ValueError(f"ExploratoryGLFModel: `step` must be in (0, 1); received {step}")
+        lo, hi = (float(b) for b in bounds)
+        if not 0 < lo <= hi:
+            raise ValueError(
+                f"ExploratoryGLFModel: `bounds` must be 0 < lo <= hi; received {bounds}"
+            )
+        self.network = network
+        self.mode = mode
+        self.step = float(step)
+        self.score_training = bool(score_training)
+        self.bounds = (lo, hi)
+        self._multipliers = 1.0 + self.step * ACTIONS  # (27, 3)
+        if network.built:  # the wrapper adds no weights of its own
+            self.built = True
+
+    def call(self, inputs, training=None):
+        return self.network(inputs, training=training)
+
+    def get_config(self):
+        return {
+            "network": keras.saving.serialize_keras_object(self.network),
+            "mode": self.mode,
+            "step": self.step,
+            "score_training": self.score_training,
+            "bounds": list(self.bounds),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ------------------------------------------------------------------ checks
+    def _glf(self):
+        from keras_losses.generalized import GeneralizedLoss
+
+        loss = self.loss
+        if not isinstance(loss, GeneralizedLoss):
+            raise ValueError(
+                "ExploratoryGLFModel must be compiled with a keras_losses.GeneralizedLoss; "
+                f"received loss={loss!r}"
+            )
+        if loss.per_image:
+            raise ValueError(
+                "ExploratoryGLFModel needs a GeneralizedLoss with per_image=False (the search "
+                "factorises the gradient through the pooled TP and FP); received per_image=True"
+            )
+        return loss
+
+    def _check_optimizer(self):
+        opt = self.optimizer
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            raise ValueError(
+                "The exploratory GLF search runs on one replica only (received a strategy with "
+                f"{self.distribute_strategy.num_replicas_in_sync} replicas); use --loss glf-det "
+                "under tf.distribute"
+            )
+        if self.mode == "naive":
+            return
+        name = type(opt).__name__
+        if not isinstance(opt, (keras.optimizers.Adam, keras.optimizers.SGD)) or isinstance(
+            opt, keras.optimizers.LossScaleOptimizer
+        ):
+            raise ValueError(
+                f"ExploratoryGLFModel(mode={self.mode!r}) computes the candidate updates in closed "
+                f"form for Adam, AdamW and SGD; received optimizer {name}. Use mode='naive' for "
+                "other optimizers"
+            )
+        for attr in ("clipnorm", "clipvalue", "global_clipnorm", "gradient_accumulation_steps"):
+            if getattr(opt, attr, None):
+                raise ValueError(
+                    f"ExploratoryGLFModel(mode={self.mode!r}) does not support optimizer "
+                    f"{attr}={getattr(opt, attr)!r}; received it on {name}"
+                )
+        if getattr(opt, "use_ema", False):
+            raise ValueError(
+                f"ExploratoryGLFModel(mode={self.mode!r}) does not support use_ema=True on {name}"
+            )
+
+    def _candidates(self, glf):
+        """(27, 3) candidate coefficients: current x multipliers, clipped to the bounds."""
+        current = ops.stack(
+            [
+                _tensor(glf.alpha_p_var),
+                _tensor(glf.alpha_n_var),
+                _tensor(glf.beta2_var),
+            ]
+        )
+        return ops.clip(current[None, :] * _tensor(self._multipliers), *self.bounds)
+
+    # ------------------------------------------------------------------ candidate updates
+    def _candidate_weights(self, grads, variables):
+        """The weights the optimizer would produce from ``grads``, without changing any state.
+
+        Mirrors keras.optimizers.Adam/AdamW/SGD ``update_step`` (and the base class's
+        decoupled weight decay, applied first) elementwise.
+        """
+        opt = self.optimizer
+        lr = ops.cast(opt.learning_rate, "float32")
+        new = []
+        if isinstance(opt, keras.optimizers.Adam):
+            t = ops.cast(opt.iterations + 1, "float32")
+            b1, b2 = float(opt.beta_1), float(opt.beta_2)
+            alpha = lr * ops.sqrt(1.0 - ops.power(b2, t)) / (1.0 - ops.power(b1, t))
+            for g, var in zip(grads, variables, strict=True):
+                w = _tensor(var)
+                if opt.weight_decay is not None and opt._use_weight_decay(var):
+                    w = w - w * ops.cast(opt.weight_decay, "float32") * lr
+                idx = opt._get_variable_index(var)
+                m, v = _tensor(opt._momentums[idx]), _tensor(opt._velocities[idx])
+                m = m + (g - m) * (1.0 - b1)
+                v = v + (ops.square(g) - v) * (1.0 - b2)
+                if opt.amsgrad:
+                    v = ops.maximum(_tensor(opt._velocity_hats[idx]), v)
+                new.append(w - (m * alpha) / (ops.sqrt(v) + opt.epsilon))
+            return new
+        momentum = float(opt.momentum)
+        for g, var in zip(grads, variables, strict=True):
+            w = _tensor(var)
+            if opt.weight_decay is not None and opt._use_weight_decay(var):
+                w = w - w * ops.cast(opt.weight_decay, "float32") * lr
+            if momentum == 0:
+                new.append(w - g * lr)
+                continue
+            m = _tensor(opt.momentums[opt._get_variable_index(var)])
+            m = m * momentum - g * lr
+            new.append(w + (m * momentum - g * lr) if opt.nesterov else w + m)
+        return new
+
+    # ------------------------------------------------------------------ train step
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError(
+                "ExploratoryGLFModel does not support sample_weight; received one in the data"
+            )
+        glf = self._glf()
+        self._check_optimizer()
+        y = ops.cast(y, "float32")
+        if not self.optimizer.built:  # the closed-form updates read its moments
+            self.optimizer.build(self.network.trainable_variables)
+        if self.mode == "naive":
+            y_pred, tp, fp, fn, index, score, cand = self._naive_search(x, y, glf)
+        else:
+            y_pred, tp, fp, fn, index, score, cand = self._fast_search(x, y, glf)
+        used = self._candidates(glf)[KEEP_ACTION]
+        chosen = cand[index]
+        loss_value = glf.from_counts(tp, fp, fn, used[0], used[1], used[2], glf.smooth)
+        glf.counts.assign(ops.stack([tp, fp, fn]))
+        glf.num_images.assign(ops.cast(ops.shape(y)[0], "float32"))
+        glf.alpha_p_var.assign(chosen[0])
+        glf.alpha_n_var.assign(chosen[1])
+        glf.beta2_var.assign(chosen[2])
+        self._loss_tracker.update_state(loss_value, sample_weight=tf.shape(y)[0])
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=None)
+        logs = dict(logs)
+        logs.update(
+            {
+                "glf_used_alpha_p": used[0],
+                "glf_used_alpha_n": used[1],
+                "glf_used_beta2": used[2],
+                "glf_next_alpha_p": chosen[0],
+                "glf_next_alpha_n": chosen[1],
+                "glf_next_beta2": chosen[2],
+                "glf_action_index": ops.cast(index, "float32"),
+                "glf_score": score,
+                "glf_tp": tp,
+                "glf_fp": fp,
+                "glf_fn": fn,
+                "glf_images": ops.cast(ops.shape(y)[0], "float32"),
+            }
+        )
+        return logs
+
+    def _fast_search(self, x, y, glf):
+        import tensorflow as tf
+
+        net = self.network
+        variables = net.trainable_variables
+        with tf.GradientTape(persistent=True) as tape:
+            y_pred = net(x, training=True)
+            tp, fp, fn = soft_counts(y, y_pred, per_image=False)
+            reg = ops.sum(ops.stack(net.losses)) if net.losses else None
+            dist = mean_distance(y_pred, y) if self.mode == "first-order" else None
+        g_tp = tape.gradient(tp, variables)
+        g_fp = tape.gradient(fp, variables)
+        g_reg = tape.gradient(reg, variables) if reg is not None else None
+        g_dist = tape.gradient(dist, variables) if dist is not None else None
+        del tape
+        g_tp = [ops.zeros_like(v) if g is None else g for g, v in zip(g_tp, variables, strict=True)]
+        g_fp = [ops.zeros_like(v) if g is None else g for g, v in zip(g_fp, variables, strict=True)]
+        if g_reg is not None:
+            g_reg = [
+                ops.zeros_like(v) if g is None else g for g, v in zip(g_reg, variables, strict=True)
+            ]
+        cand = self._candidates(glf)  # (27, 3)
+        d_tp, d_fp = glf_count_derivatives(
+            tp, fp, fn, cand[:, 0], cand[:, 1], cand[:, 2], glf.smooth
+        )
+
+        def grads_of(i):
+            out = [d_tp[i] * a + d_fp[i] * b for a, b in zip(g_tp, g_fp, strict=True)]
+            return out if g_reg is None else [g + r for g, r in zip(out, g_reg, strict=True)]
+
+        non_trainable_values = [_tensor(v) for v in net.non_trainable_variables]
+
+        if self.mode == "first-order":
+            scores = self._first_order_scores(
+                dist, g_dist, d_tp, d_fp, g_tp, g_fp, g_reg, variables
+            )
+        else:
+
+            def score_of(i):
+                weights = self._candidate_weights(grads_of(i), variables)
+                out, _ = net.stateless_call(
+                    weights, non_trainable_values, x, training=self.score_training
+                )
+                return mean_distance(out, y)
+
+            n = len(ACTIONS)
+            scores = tf.TensorArray(tf.float32, size=n)
+            _, scores = tf.while_loop(
+                lambda i, s: i < n,
+                lambda i, s: (i + 1, s.write(i, score_of(i))),
+                (tf.constant(0), scores),
+            )
+            scores = scores.stack()
+        index = tf.argmin(scores, output_type=tf.int32)
+        self.optimizer.apply(grads_of(index), variables)
+        return y_pred, tp, fp, fn, index, scores[index], cand
+
+    def _first_order_scores(self, dist, g_dist, d_tp, d_fp, g_tp, g_fp, g_reg, variables):
+        """d + grad(d) . delta_A for all 27 actions at once.
+
+        The closed-form updates are elementwise, so they broadcast over a leading candidate
+        axis: one batched update per variable instead of 27 (the per-op overhead, not the
+        arithmetic, dominates on a CPU).
+        """
+        scores = dist
+        for k, (a, b, gd, var) in enumerate(zip(g_tp, g_fp, g_dist, variables, strict=True)):
+            shape = (-1,) + (1,) * len(a.shape)
+            g = ops.reshape(d_tp, shape) * a[None] + ops.reshape(d_fp, shape) * b[None]
+            if g_reg is not None:
+                g = g + g_reg[k][None]
+            (w,) = self._candidate_weights([g], [var])  # (27, *var.shape)
+            delta = ops.reshape((w - _tensor(var)[None]) * gd[None], (len(ACTIONS), -1))
+            scores = scores + ops.sum(delta, axis=1)
+        return scores
+
+    def candidate_scores(self, x, y):
+        """Scores of the 27 actions at the current state, by the exact and first-order rules.
+
+        Changes no state (the forward pass runs through ``stateless_call``), so it can be
+        called before a training step to compare the rules on the same batch. Returns
+        ``(exact_scores, first_order_scores)``, each of shape (27,).
+        """
+        import tensorflow as tf
+
+        glf = self._glf()
+        self._check_optimizer()
+        if not self.optimizer.built:
+            self.optimizer.build(self.network.trainable_variables)
+        net = self.network
+        variables = net.trainable_variables
+        trainable_values = [_tensor(v) for v in variables]
+        non_trainable_values = [_tensor(v) for v in net.non_trainable_variables]
+        y = ops.cast(y, "float32")
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(trainable_values)
+            y_pred, _ = net.stateless_call(trainable_values, non_trainable_values, x, training=True)
+            tp, fp, fn = soft_counts(y, y_pred, per_image=False)
+            dist = mean_distance(y_pred, y)
+        g_tp, g_fp, g_dist = (tape.gradient(t, trainable_values) for t in (tp, fp, dist))
+        del tape
+        cand = self._candidates(glf)
+        d_tp, d_fp = glf_count_derivatives(
+            tp, fp, fn, cand[:, 0], cand[:, 1], cand[:, 2], glf.smooth
+        )
+        exact = []
+        for i in range(len(ACTIONS)):
+            grads = [d_tp[i] * a + d_fp[i] * b for a, b in zip(g_tp, g_fp, strict=True)]
+            weights = self._candidate_weights(grads, variables)
+            out, _ = net.stateless_call(
+                weights, non_trainable_values, x, training=self.score_training
+            )
+            exact.append(mean_distance(out, y))
+        first = self._first_order_scores(dist, g_dist, d_tp, d_fp, g_tp, g_fp, None, variables)
+        return ops.stack(exact), first
+
+    def _naive_search(self, x, y, glf):
+        """27 real optimizer steps, each from a fresh copy of the pre-step state."""
+        import tensorflow as tf
+
+        net, opt = self.network, self.optimizer
+        variables = net.trainable_variables
+        state = [*net.trainable_variables, *net.non_trainable_variables, *opt.variables]
+        snapshot = [tf.identity(_tensor(v)) for v in state]
+        cand = self._candidates(glf)
+        n = len(ACTIONS)
+
+        def candidate_step(i):
+            for var, value in zip(state, snapshot, strict=True):
+                var.assign(value)
+            with tf.GradientTape() as tape:
+                y_pred = net(x, training=True)
+                tp, fp, fn = soft_counts(y, y_pred, per_image=False)
+                loss = glf.from_counts(tp, fp, fn, cand[i, 0], cand[i, 1], cand[i, 2], glf.smooth)
+                if net.losses:
+                    loss = loss + ops.sum(ops.stack(net.losses))
+            grads = tape.gradient(loss, variables)
+            opt.apply(grads, variables)
+            y_pred = ops.cast(y_pred, "float32")
+            out, _ = net.stateless_call(
+                [_tensor(v) for v in variables],
+                [_tensor(v) for v in net.non_trainable_variables],
+                x,
+                training=self.score_training,
+            )
+            after = [tf.identity(_tensor(v)) for v in state]
+            return mean_distance(out, y), after, y_pred, tp, fp, fn
+
+        # One full, independent step per candidate (restore, forward, backward, optimizer
+        # step, score), keeping the state of the best so far. A while loop, so that the graph
+        # holds one candidate step rather than 27 copies of it.
+        def body(i, best_score, best_index, best_state, outputs):
+            score, after, y_pred, tp, fp, fn = candidate_step(i)
+            better = score < best_score
+            best_state = [tf.where(better, a, b) for a, b in zip(after, best_state, strict=True)]
+            return (
+                i + 1,
+                tf.where(better, score, best_score),
+                tf.where(better, i, best_index),
+                best_state,
+                [y_pred, tp, fp, fn],
+            )
+
+        y_shape = tf.shape(y)
+        init = (
+            tf.constant(0),
+            tf.constant(np.inf, tf.float32),
+            tf.constant(0),
+            snapshot,
+            [tf.zeros(y_shape, tf.float32), tf.zeros(()), tf.zeros(()), tf.zeros(())],
+        )
+        _, score, index, after, (y_pred, tp, fp, fn) = tf.while_loop(
+            lambda i, *_: i < n, body, init
+        )
+        for var, value in zip(state, after, strict=True):
+            var.assign(value)
+        return y_pred, tp, fp, fn, index, score, cand
+
+
+@register
+class ExploratoryGLFLogger(GLFTrajectoryRecorder):
+    """Record the trajectory of an :class:`ExploratoryGLFModel` run (one row per iteration).
+
+    Reads the ``glf_*`` values the search's train step returns, removes the raw ones from
+    the logs (so the progress bar shows only the coefficients and driving statistics) and
+    writes rows as described in :mod:`keras_losses.adaptive.trajectory`.
+
+    Args:
+        loss: the compiled :class:`~keras_losses.GeneralizedLoss`.
+        step: the search's relative step, for the action text. Default 0.1.
+        csv_path, tensorboard_dir, state_path: as for ``GLFTrajectoryRecorder``.
+    """
+
+    RAW_KEYS = (
+        "glf_used_alpha_p",
+        "glf_used_alpha_n",
+        "glf_used_beta2",
+        "glf_next_alpha_p",
+        "glf_next_alpha_n",
+        "glf_next_beta2",
+        "glf_action_index",
+        "glf_score",
+        "glf_tp",
+        "glf_fp",
+        "glf_fn",
+        "glf_images",
+    )
+
+    def __init__(
+        self, loss, step=DEFAULT_STEP, csv_path=None, tensorboard_dir=None, state_path=None
+    ):
+        if isinstance(loss, dict):
+            loss = keras.saving.deserialize_keras_object(loss)
+        super().__init__(
+            loss, csv_path=csv_path, tensorboard_dir=tensorboard_dir, state_path=state_path
+        )
+        self.step = float(step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs if logs is not None else {}
+        missing = [k for k in self.RAW_KEYS if k not in logs]
+        if missing:
+            raise ValueError(
+                "ExploratoryGLFLogger needs the logs of an ExploratoryGLFModel train step; "
+                f"missing {missing} (is the model an ExploratoryGLFModel?)"
+            )
+        raw = {k: float(logs.pop(k)) for k in self.RAW_KEYS}
+        used = {c: raw[f"glf_used_{c}"] for c in COEFFICIENTS}
+        stats = glf_statistics(
+            raw["glf_tp"], raw["glf_fp"], raw["glf_fn"], used["alpha_p"], used["alpha_n"]
+        )
+        row = {
+            "batch": batch + 1,
+            **used,
+            **{f"next_{c}": raw[f"glf_next_{c}"] for c in COEFFICIENTS},
+            "action": action_text(int(raw["glf_action_index"]), self.step),
+            "tp": raw["glf_tp"],
+            "fp": raw["glf_fp"],
+            "fn": raw["glf_fn"],
+            "images": raw["glf_images"],
+            **stats,
+            "score": raw["glf_score"],
+        }
+        self.record(row, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in self.RAW_KEYS:
+            (logs or {}).pop(key, None)
+        super().on_epoch_end(epoch, logs)
+
+    def get_config(self):
+        return {
+            "loss": keras.saving.serialize_keras_object(self.loss),
+            "step": self.step,
+            "csv_path": self.csv_path,
+            "tensorboard_dir": self.tensorboard_dir,
+            "state_path": self.state_path,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
