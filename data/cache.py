@@ -34,6 +34,14 @@ import numpy as np
 
 from data.msd import DataError
 
+
+def cache_root() -> Path:
+    """The user cache folder of this package (phantoms and preprocessing caches live here)."""
+    if os.environ.get("KERAS_LOSSES_CACHE"):
+        return Path(os.environ["KERAS_LOSSES_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "keras_losses"
+
 CACHE_VERSION = 2
 # Images as 16-bit fixed point: 2 bytes a pixel (spacing 1/65535, 0.02 HU in the lung window),
 # and turned into float32 by a plain integer cast, several times faster than float16 decoding.

@@ -476,7 +476,7 @@ def _resolve(cfg: CTDataConfig, problems: list[str] | None):
 
 
 def _cache_folder(cfg: CTDataConfig) -> Path:
-    from data.phantom import cache_root
+    from data.cache import cache_root
 
     return (Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_root()) / "ct"
 

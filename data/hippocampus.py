@@ -51,9 +51,10 @@ class SliceSettings:
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/keras-losses-repro/hippocampus`` (``~/.cache/...`` by default)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "keras-losses-repro" / "hippocampus"
+    """``<package cache>/hippocampus`` (see :func:`data.cache.cache_root`)."""
+    from data.cache import cache_root
+
+    return cache_root() / "hippocampus"
 
 
 def scale_intensities(volume: np.ndarray, settings: SliceSettings) -> np.ndarray:

@@ -33,15 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from data.cache import cache_root
+
 PHANTOM_VERSION = 2  # bump when the generator changes, so old cached phantoms are not reused
-
-
-def cache_root() -> Path:
-    """The user cache folder of this package (phantoms and preprocessing caches live here)."""
-    if os.environ.get("KERAS_LOSSES_CACHE"):
-        return Path(os.environ["KERAS_LOSSES_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "keras_losses"
 
 
 @dataclass(frozen=True)

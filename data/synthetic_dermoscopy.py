@@ -135,10 +135,9 @@ def write_synthetic_isic(
 
 def synthetic_isic_dir(per_class: int = 20, size: int = 96, seed: int = 0, cache_dir=None) -> Path:
     """The synthetic set for these settings, written once into a cache folder and reused."""
-    base = Path(
-        cache_dir
-        or os.environ.get("KERAS_LOSSES_CACHE", Path(tempfile.gettempdir()) / "keras_losses")
-    )
+    from data.cache import cache_root
+
+    base = Path(cache_dir) if cache_dir else cache_root()
     root = base / f"synthetic_isic_{per_class}x{size}_seed{seed}"
     if not (root / "ISIC_2019_Training_GroundTruth.csv").is_file():
         if root.exists():

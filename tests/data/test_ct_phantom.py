@@ -8,9 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from data.cache import cache_root
 from data.ct import CTDataConfig, prepare_ct_data
 from data.msd import list_msd_cases
-from data.phantom import PhantomSpec, cache_root, make_liver_phantom, make_lung_phantom, phantom_dir
+from data.phantom import PhantomSpec, make_liver_phantom, make_lung_phantom, phantom_dir
 
 SMALL = PhantomSpec(n_volumes=4, size=128, n_slices=24)
 SCALE = (512 / SMALL.size) ** 2  # pixels at 128x128 -> pixels at 512x512
