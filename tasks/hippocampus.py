@@ -59,7 +59,7 @@ class HippocampusConfig:
     )
     # Optional[...] rather than X | None: training.config parses typing.Optional only.
     max_volumes: Optional[int] = option(None, "use the first N volumes by id (default: all)")  # noqa: UP045
-    cache_dir: Optional[str] = option(None, "decode cache (default: ~/.cache/...)")  # noqa: UP045
+    cache_dir: Optional[str] = option(None, "decode cache (default: $KERAS_LOSSES_CACHE/hippocampus, else ~/.cache/keras_losses/hippocampus)")  # noqa: UP045
     seed: int = option(0, "seed of the volume split, shuffling and initialisation")
     epochs: int = option(30, "training epochs (not stated in the paper; our choice)")
     batch_size: int = option(32, "slices per batch (not stated in the paper; our choice)")
@@ -653,7 +653,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(
         "--cache-dir",
         default=None,
-        help="per-volume decode cache (default: ~/.cache/keras-losses-repro/hippocampus)",
+        help="per-volume decode cache (default: $KERAS_LOSSES_CACHE/hippocampus, else ~/.cache/keras_losses/hippocampus)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the split, training and attacks (default: 0)"
