@@ -1,0 +1,297 @@
+"""The lung/liver task end to end: flags, train.py, evaluate.py and reproduce.py on tiny data."""
+
+import argparse
+import csv
+import json
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import evaluate
+import keras_losses  # noqa: F401  (what a user imports before load_model)
+import train
+from tasks import ct
+
+
+def write_patches(path, n, size, seed):
+    """HDF5 patches as in msd_lung_patches: bright discs are tumours, every 5th slice has none."""
+    rng = np.random.default_rng(seed)
+    images = rng.random((n, 1, size, size)).astype(np.float32) * 0.3
+    labels = np.zeros((n, 1, size, size))
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        if i % 5 == 4:
+            continue
+        r = int(rng.integers(2, 6))
+        cy, cx = rng.integers(r, size - r, 2)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        labels[i, 0][disc] = 1
+        images[i, 0][disc] += 0.6
+    with h5py.File(path, "w") as f:
+        f["images"] = np.clip(images, 0, 1)
+        f["labels"] = labels
+
+
+@pytest.fixture
+def patch_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_LOSSES_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    write_patches(folder / "val_patches.h5", 40, 32, 0)  # 4 patients: train + validation
+    write_patches(folder / "test_patches.h5", 20, 32, 1)  # 2 other patients: test
+    return folder
+
+
+TINY = [
+    "--image-size",
+    "32",
+    "--depth",
+    "2",
+    "--base-filters",
+    "4",
+    "--epochs",
+    "2",
+    "--no-augment",
+    "--steps-per-epoch",
+    "3",
+    "--batch-size",
+    "4",
+]
+
+
+def parse(*argv, task="lung"):
+    parser = argparse.ArgumentParser()
+    ct.add_train_arguments(parser, task)
+    return ct.resolve_config(parser.parse_args(list(argv)), task)
+
+
+def test_defaults_cite_the_paper_and_presets_yield_to_explicit_flags():
+    cfg = parse()
+    assert (cfg.loss, cfg.arch, cfg.lr, cfg.kernel_stddev, cfg.bias_value) == (
+        "glf-det",
+        "munet",
+        1e-3,
+        0.05,
+        0.1,
+    )
+    assert (cfg.bn_momentum, cfg.dropout, cfg.threshold) == (0.9, 0.6, 0.5)
+    assert (cfg.alpha_p, cfg.alpha_n, cfg.beta2) == (1.0, 1.0, 1.0)  # Dice start
+    paper = parse("--paper")
+    assert (paper.image_size, paper.base_filters, paper.steps_per_epoch, paper.lr) == (
+        512,
+        64,
+        0,
+        1e-4,
+    )
+    assert parse("--paper", "--image-size", "256").image_size == 256
+    quick = parse("--quick", "--epochs", "5")
+    assert (quick.image_size, quick.epochs) == (64, 5)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--image-size", "100"], "--image-size must be a positive multiple of 2\\*\\*depth = 16"),
+        (["--beta2", "0"], "--beta2 must be a positive number"),
+        (["--threshold", "1.5"], "--threshold must lie in"),
+        (["--paper", "--quick"], "exclude each other"),
+        (["--data-dir", "/no/such/folder"], "--data-dir /no/such/folder does not exist"),
+    ],
+)
+def test_bad_flags_are_named(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse(*argv)
+
+
+def test_losses_are_the_glf_special_cases():
+    assert ct.build_loss(parse("--loss", "dice")).coefficients == {
+        "alpha_p": 1.0,
+        "alpha_n": 1.0,
+        "beta2": 1.0,
+    }
+    assert (
+        ct.build_loss(parse("--loss", "effectiveness", "--beta2", "4")).coefficients["beta2"] == 4.0
+    )
+    t = ct.build_loss(parse("--loss", "tversky", "--tversky-alpha", "0.3", "--tversky-beta", "0.7"))
+    assert (t.alpha, t.beta) == (0.3, 0.7)
+    g = ct.build_loss(parse("--loss", "glf", "--alpha-p", "0.5", "--alpha-n", "2", "--beta2", "3"))
+    assert g.coefficients == {"alpha_p": 0.5, "alpha_n": 2.0, "beta2": 3.0}
+
+
+def test_train_glf_det_writes_a_complete_run_directory(patch_dir, tmp_path):
+    out = tmp_path / "run"
+    train.main(
+        [
+            "--task",
+            "lung",
+            "--loss",
+            "glf-det",
+            "--data-dir",
+            str(patch_dir),
+            "--out",
+            str(out),
+            *TINY,
+        ]
+    )
+    for name in (
+        "config.json",
+        "split.json",
+        "best.keras",
+        "last.keras",
+        "history.csv",
+        "glf_trajectory.csv",
+        "glf_coefficients.png",
+        "glf_tversky_trajectory.png",
+        "COMPLETED",
+        "eval/metrics.json",
+        "eval/tumour_slices.png",
+        "eval/tumour_free_dice.png",
+        "eval/dice_vs_size.png",
+        "eval/overlays.png",
+    ):
+        assert (out / name).is_file(), name
+    assert any((out / "tensorboard").rglob("events.out.tfevents.*"))
+    config = json.loads((out / "config.json").read_text())
+    assert config["loss"] == "glf-det" and config["image_size"] == 32
+    split = json.loads((out / "split.json").read_text())
+    assert set(split["test"]).isdisjoint(split["train"] + split["val"])
+    assert all(
+        c.startswith("test_patches") for c in split["test"]
+    )  # tests on the other file's patients
+    with open(out / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(0.0 <= float(r["val_dice"]) <= 1.0 for r in rows)
+    with open(out / "glf_trajectory.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 6  # one row per iteration: 2 epochs x 3 steps
+    model = keras.saving.load_model(out / "best.keras")
+    x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
+    assert model.predict_on_batch(x).shape == (2, 32, 32, 1)
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert (
+        metrics["models"]["glf-det"]["tumour_slices"]["n"] == 16
+    )  # 20 test slices, every 5th empty
+
+    # the test metrics against a numpy recount on the test file, read directly
+    with h5py.File(patch_dir / "test_patches.h5") as f:
+        images, labels = f["images"][()][:, 0, ..., None], f["labels"][()][:, 0, ..., None]
+    probs = model.predict_on_batch(images)
+    truth, pred = (labels > 0.5).reshape(20, -1), (probs >= 0.5).reshape(20, -1)
+    tumour = truth.any(1)
+    tp, fp, fn = (truth & pred).sum(1), (~truth & pred).sum(1), (truth & ~pred).sum(1)
+    dice = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 1.0)
+    got = metrics["models"]["glf-det"]
+    assert got["tumour_slices"]["dice"] == pytest.approx(dice[tumour].mean(), abs=1e-6)
+    assert got["tumour_slices"]["recall"] == pytest.approx(
+        (tp / np.maximum(tp + fn, 1))[tumour].mean(), abs=1e-6
+    )
+    assert got["tumour_free_slices"]["dice"] == pytest.approx((fp[~tumour] == 0).mean(), abs=1e-6)
+
+    # evaluate.py on two runs' models (the same run twice, labelled) writes metrics and overlays
+    ev = tmp_path / "eval"
+    result = evaluate.main(
+        [
+            "--task",
+            "lung",
+            "--model",
+            str(out),
+            "--model",
+            str(out / "last.keras"),
+            "--label",
+            "best",
+            "--label",
+            "last",
+            "--out",
+            str(ev),
+        ]
+    )
+    assert result == 0
+    saved = json.loads((ev / "metrics.json").read_text())
+    assert set(saved["models"]) == {"best", "last"}
+    assert saved["models"]["best"] == metrics["models"]["glf-det"]
+    for png in ("tumour_slices.png", "tumour_free_dice.png", "dice_vs_size.png", "overlays.png"):
+        assert (ev / png).stat().st_size > 2000
+
+
+def test_existing_run_directory_is_refused(patch_dir, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "something").write_text("x")
+    with pytest.raises(ValueError, match="already exists"):
+        train.main(
+            [
+                "--task",
+                "lung",
+                "--loss",
+                "dice",
+                "--data-dir",
+                str(patch_dir),
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+
+
+def test_check_data_reports_a_bad_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_LOSSES_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    with h5py.File(folder / "val_patches.h5", "w") as f:
+        f["images"] = np.zeros((4, 1, 32, 32), np.float32)
+        f["labels"] = np.zeros((4, 1, 16, 16))
+    with pytest.raises(SystemExit):
+        train.main(
+            ["--task", "lung", "--check-data", "--data-dir", str(folder), "--image-size", "32"]
+        )
+    assert "val_patches.h5" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_reproduce_glf_lung_quick(patch_dir, tmp_path):
+    import reproduce
+
+    out = tmp_path / "report"
+    reproduce.main(
+        [
+            "glf-lung",
+            "--quick",
+            "--data-dir",
+            str(patch_dir),
+            "--out",
+            str(out),
+            "--image-size",
+            "32",
+            "--depth",
+            "2",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--tversky-grid",
+            "0.3",
+            "--beta2-grid",
+            "2,4",
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["ours"]) == {"D", "E", "T", "G(D)", "G(E)"}
+    assert results["selected"]["E"]["beta2"] in (2.0, 4.0)
+    report = (out / "report.md").read_text()
+    assert "88.3" in report and "| G(E) |" in report
+    for png in (
+        "tumour_slices.png",
+        "dice_vs_size.png",
+        "overlays.png",
+        "tumour_free_dice.png",
+        "glf_coefficients.png",
+    ):
+        assert (out / png).is_file()
+
+
+@pytest.mark.slow
+def test_default_phantom_run_end_to_end(tmp_path):
+    out = tmp_path / "phantom"
+    train.main(["--task", "lung", "--loss", "glf-det", "--out", str(out), "--quick"])
+    assert (out / "COMPLETED").is_file() and (out / "best.keras").is_file()
