@@ -1,0 +1,63 @@
+"""LeNet-5 encoder f, head g and classifier g(f(x)): shapes, freezing, saving."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_losses
+from architectures.lenet import build_classifier, build_encoder, encoder_of
+
+
+def test_shapes_at_tiny_size():
+    encoder = build_encoder((32, 32, 1))
+    x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 1)).astype("float32")
+    assert encoder(x).shape == (3, 84)
+    model = build_classifier(build_encoder((32, 32, 1), embedding_dim=10))
+    probs = keras.ops.convert_to_numpy(model(x))
+    assert probs.shape == (3, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # LeNet-5 layers: conv 6 and 16 filters of 5x5, dense 120 and 84.
+    assert [layer.name for layer in encoder.layers if layer.weights] == ["conv1", "conv2", "fc1", "embedding"]
+    assert encoder.get_layer("conv1").kernel.shape == (5, 5, 1, 6)
+    assert encoder.get_layer("fc1").units == 120
+
+
+def test_too_small_input_is_refused():
+    with pytest.raises(ValueError, match="at least 16x16"):
+        build_encoder((8, 8, 1))
+
+
+def test_frozen_encoder_leaves_only_the_head_trainable():
+    model = build_classifier(build_encoder((32, 32, 1)), train_encoder=False)
+    head = model.get_layer("head").get_layer("probs")
+    assert [id(w) for w in model.trainable_weights] == [id(head.kernel), id(head.bias)]
+    assert len(model.non_trainable_weights) == 8
+
+
+def test_saved_models_reload_with_plain_load_model(tmp_path):
+    # The siamese encoder is compiled with the contrastive loss: reloading needs nothing but
+    # `import keras_losses` (done above), no custom_objects.
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
+    encoder = build_encoder((32, 32, 1))
+    encoder.compile(optimizer="adam", loss=keras_losses.ContrastiveLoss(margin=1.0))
+    encoder.save(tmp_path / "encoder.keras")
+    restored = keras.saving.load_model(tmp_path / "encoder.keras")
+    np.testing.assert_allclose(restored.predict(x, verbose=0), encoder.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert isinstance(restored.loss, keras_losses.ContrastiveLoss) and restored.loss.margin == 1.0
+
+    model = build_classifier(restored, train_encoder=False)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.save(tmp_path / "classifier.keras")
+    again = keras.saving.load_model(tmp_path / "classifier.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        encoder_of(again).predict(x, verbose=0), encoder.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+    assert not encoder_of(again).trainable
+
+
+def test_encoder_of_rejects_other_models():
+    inputs = keras.Input((4,))
+    other = keras.Model(inputs, keras.layers.Dense(2, name="out")(inputs))
+    with pytest.raises(ValueError, match="'encoder'"):
+        encoder_of(other)

@@ -1,0 +1,97 @@
+"""The nodules task end to end: train.py, evaluate.py and reproduce.py on tiny settings."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import evaluate
+import keras_losses  # noqa: F401  (what a user imports before load_model)
+import reproduce
+import train
+from tasks.nodules import TABLE1, NodulesConfig
+
+TINY = ["--epochs", "2", "--n-samples", "24", "--image-size", "32", "--batch-size", "8"]
+
+
+def test_config_is_validated_with_the_flag_name():
+    with pytest.raises(ValueError, match="--train-dist"):
+        NodulesConfig(train_dist="180")
+    with pytest.raises(ValueError, match="--loss"):
+        NodulesConfig(loss="dice")
+    assert NodulesConfig(train_dist="180,160").train_dist == [180, 160]
+
+
+def test_contrastive_train_then_evaluate(tmp_path):
+    out = tmp_path / "run"
+    assert train.main(["--task", "nodules", "--loss", "contrastive", "--train-dist", "180,160", "--out", str(out), *TINY]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["loss"] == "contrastive" and config["train_dist"] == [180, 160]
+    assert (out / "COMPLETED").exists() and (out / "siamese" / "COMPLETED").exists()
+    # The siamese encoder was trained with the contrastive loss; the classifier's encoder is it, frozen.
+    encoder = keras.saving.load_model(out / "siamese" / "best.keras")
+    assert isinstance(encoder.loss, keras_losses.ContrastiveLoss)
+    classifier = keras.saving.load_model(out / "best.keras")
+    x = np.random.default_rng(0).uniform(90, 200, (2, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(
+        classifier.get_layer("encoder").predict(x, verbose=0), encoder.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+    # --resume after a finished run trains neither stage again and gives the same classifier.
+    stamp = (out / "siamese" / "history.csv").stat().st_mtime_ns, (out / "head" / "history.csv").stat().st_mtime_ns
+    assert train.main(["--task", "nodules", "--loss", "contrastive", "--train-dist", "180,160", "--out", str(out),
+                       "--resume", *TINY]) == 0
+    assert ((out / "siamese" / "history.csv").stat().st_mtime_ns, (out / "head" / "history.csv").stat().st_mtime_ns) == stamp
+    np.testing.assert_allclose(keras.saving.load_model(out / "best.keras").predict(x, verbose=0),
+                               classifier.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert (out / "COMPLETED").exists() and (out / "siamese" / "COMPLETED").exists()
+
+    ev_out = tmp_path / "eval"
+    assert evaluate.main(["--task", "nodules", "--model", str(out), "--test-dist", "150,190", "190,150",
+                          "--n-test", "8", "--out", str(ev_out)]) == 0
+    metrics = json.loads((ev_out / "metrics.json").read_text())
+    assert [r["test"] for r in metrics["results"]] == [[150, 190], [190, 150]]
+    for r in metrics["results"]:
+        assert r["tp"] + r["fn"] == 4 and r["tn"] + r["fp"] == 4  # 8 samples, balanced
+        assert r["acc"] == pytest.approx((r["tp"] + r["tn"]) / 8)
+    assert (ev_out / "embedding_pca.png").stat().st_size > 0 and (ev_out / "saliency.png").stat().st_size > 0
+
+
+def test_ce_run_refuses_to_clobber_and_evaluates_without_figures(tmp_path):
+    out = tmp_path / "ce"
+    args = ["--task", "nodules", "--loss", "ce", "--out", str(out), *TINY]
+    assert train.main(args) == 0
+    with pytest.raises(ValueError, match="already exists"):
+        train.main(args)
+    rc = evaluate.main(["--task", "nodules", "--model", str(out / "best.keras"), "--n-test", "6", "--no-figures"])
+    assert rc == 0 and (out / "evaluation" / "metrics.json").exists()
+    assert not (out / "evaluation" / "saliency.png").exists()
+
+
+@pytest.mark.slow
+def test_quick_reproduction_writes_table1(tmp_path):
+    out = tmp_path / "rep"
+    argv = ["nodules", "--quick", "--out", str(out), "--epochs", "1", "--n-samples", "20", "--n-test", "8",
+            "--image-size", "32"]
+    assert reproduce.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results) == ["rows"] and len(results["rows"]) == 9
+    keys = ["scenario", "train", "test", "loss", "acc", "se", "sp", "acc_sd", "paper"]
+    for row, (scenario, tr, te, loss, paper) in zip(results["rows"], TABLE1, strict=True):
+        assert list(row) == keys
+        assert (row["scenario"], row["train"], row["test"], row["loss"]) == (scenario, list(tr), list(te), loss)
+        assert row["paper"] == {"acc": paper[0], "se": paper[1], "sp": paper[2]}
+        for k in ("acc", "se", "sp"):
+            assert 0.0 <= row[k] <= 1.0
+        assert row["acc"] == pytest.approx((row["se"] + row["sp"]) / 2)  # balanced test sets
+        assert row["acc_sd"] == 0.0  # one seed
+    report = (out / "report.md").read_text()
+    table = [line for line in report.splitlines() if line.startswith("| ") and "| D(" in line]
+    assert len(table) == 9 and "fig2_embedding_pca.png" in report
+    assert (out / "fig2_embedding_pca.png").exists() and (out / "fig3_saliency.png").exists()
+    details = json.loads((out / "details.json").read_text())
+    assert details["settings"]["seeds"] == 1 and details["settings"]["epochs"] == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        reproduce.main(argv)
+    assert reproduce.main([*argv, "--resume"]) == 0  # reuses every finished run
