@@ -10,9 +10,13 @@ Writes a metrics JSON and PNG figures (see ``--task TASK --help`` for the task's
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-import tasks
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) hides the progress output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tasks  # noqa: E402
 
 
 def build_parser(argv=None):

@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-import tasks
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) hides the progress output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import tasks  # noqa: E402
 
 DESCRIPTIONS = {
     "glf-lung": "Seo et al. 2021: D, E, T, G(D), G(E) on lung tumours (MSD Task06 or patches)",

@@ -12,9 +12,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-import tasks
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) hides the progress output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tasks  # noqa: E402
 from tasks.common import add_run_arguments
 
 

@@ -15,6 +15,11 @@ Loss estimation: MarginRankingLoss, LossEstimatorLoss (Narayanaswamy et al. 2021
 """
 
 from keras_losses._base import PACKAGE, soft_counts
+from keras_losses.adaptive import (
+    DeterministicGLFCallback,
+    ExploratoryGLFModel,
+    prepare_adaptive_glf,
+)
 from keras_losses.combined import CombinedLoss
 from keras_losses.contrastive import ContrastiveLoss
 from keras_losses.focal import BinaryFocalLoss
@@ -25,7 +30,6 @@ from keras_losses.ranking import (
     MarginRankingLoss,
 )
 from keras_losses.squared_dice import SquaredDiceLoss
-from keras_losses.adaptive import DeterministicGLFCallback, ExploratoryGLFModel, prepare_adaptive_glf
 
 __all__ = [
     "PACKAGE",

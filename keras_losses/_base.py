@@ -40,7 +40,7 @@ def check_nonnegative(name: str, value) -> float:
 def check_shapes(y_true, y_pred, loss_name: str) -> None:
     """Raise a ValueError if the static shapes of ``y_true`` and ``y_pred`` disagree."""
     st, sp = tuple(y_true.shape), tuple(y_pred.shape)
-    if len(st) != len(sp) or any(a is not None and b is not None and a != b for a, b in zip(st, sp)):
+    if len(st) != len(sp) or any(a is not None and b is not None and a != b for a, b in zip(st, sp, strict=True)):
         raise ValueError(
             f"{loss_name}: `y_true` and `y_pred` must have the same shape; "
             f"received y_true.shape={st} and y_pred.shape={sp}"

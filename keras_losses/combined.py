@@ -51,7 +51,7 @@ class CombinedLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         total = 0.0
-        for weight, loss in zip(self.weights, self.losses):
+        for weight, loss in zip(self.weights, self.losses, strict=True):
             total = total + weight * loss(y_true, y_pred)
         return total
 

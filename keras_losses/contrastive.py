@@ -59,8 +59,9 @@ class ContrastiveLoss(keras.losses.Loss):
         labels = ops.reshape(labels, (-1,))
         same = ops.cast(ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0)), "float32")
         d2 = pairwise_squared_distances(y_pred)
-        # sqrt is not differentiable at 0: only dissimilar pairs need d, and their loss is
-        # flat near d = 0 only if m = 0, so a tiny floor keeps gradients finite.
+        # Same-class pairs use d^2 directly. Dissimilar pairs need d, and sqrt has an infinite
+        # derivative at 0: the floor keeps it finite (two identical embeddings then get a zero
+        # gradient from their pair, the loss m^2 staying until another pair moves them).
         d = ops.sqrt(ops.maximum(d2, 1e-12))
         pair = same * d2 + (1.0 - same) * ops.square(ops.maximum(self.margin - d, 0.0))
         n = ops.shape(pair)[0]

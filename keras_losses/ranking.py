@@ -16,9 +16,9 @@ def margin_ranking(true_losses, predicted_losses, margin):
         r_ij = max(0, -I_ij (lhat_i - lhat_j) + gamma)
     and sample i gets the mean of r_ij over j != i. ``true_losses`` are stop-gradient.
     """
-    l = ops.stop_gradient(ops.reshape(ops.cast(true_losses, "float32"), (-1,)))
+    true = ops.stop_gradient(ops.reshape(ops.cast(true_losses, "float32"), (-1,)))
     lhat = ops.reshape(ops.cast(predicted_losses, "float32"), (-1,))
-    sign = ops.where(ops.expand_dims(l, 1) > ops.expand_dims(l, 0), 1.0, -1.0)  # (n, n)
+    sign = ops.where(ops.expand_dims(true, 1) > ops.expand_dims(true, 0), 1.0, -1.0)  # (n, n)
     diff = ops.expand_dims(lhat, 1) - ops.expand_dims(lhat, 0)
     pair = ops.maximum(-sign * diff + margin, 0.0)
     n = ops.shape(pair)[0]

@@ -354,7 +354,7 @@ def _check_distribution(model, strategy):
                     f"{key} ({type(loss).__name__}) pools its counts over each replica's batch and "
                     "returns a scalar, which Keras does not divide by the number of replicas: under "
                     f"{strategy.num_replicas_in_sync} replicas its loss and gradient are "
-                    f"{strategy.num_replicas_in_sync}x those of one device (see docs/sections/distribute.md)",
+                    f"{strategy.num_replicas_in_sync}x those of one device (see docs/distribute.md)",
                     stacklevel=3,
                 )
         for key, var in loss_variables(model).items():

@@ -77,7 +77,7 @@ def _check_tf_config() -> None:
         raise ValueError(
             "--strategy multi-worker needs the TF_CONFIG environment variable, e.g. "
             '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}; '
-            "it is not set (see docs/sections/distribute.md)"
+            "it is not set (see docs/distribute.md)"
         )
     try:
         config = json.loads(text)

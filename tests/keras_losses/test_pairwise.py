@@ -61,10 +61,10 @@ def test_contrastive_refuses_non_embedding_shape():
         kl.ContrastiveLoss()(np.array([0, 1]), np.zeros((2, 3, 1), "float32"))
 
 
-def ranking_reference(l, lhat, margin):
+def ranking_reference(true, lhat, margin):
     total, count = 0.0, 0
-    for i, j in itertools.permutations(range(len(l)), 2):
-        sign = 1.0 if l[i] > l[j] else -1.0
+    for i, j in itertools.permutations(range(len(true)), 2):
+        sign = 1.0 if true[i] > true[j] else -1.0
         total += max(0.0, -sign * (lhat[i] - lhat[j]) + margin)
         count += 1
     return total / count
@@ -73,23 +73,23 @@ def ranking_reference(l, lhat, margin):
 @pytest.mark.parametrize("margin", [0.0, 0.1, 1.0])
 def test_margin_ranking_matches_numpy(margin):
     rng = np.random.default_rng(7)
-    l, lhat = rng.random(9).astype("float32"), rng.random(9).astype("float32")
-    l[3] = l[4]  # a tie
-    got = float(kl.MarginRankingLoss(margin=margin)(l, lhat))
-    assert got == pytest.approx(ranking_reference(l, lhat, margin), rel=1e-5)
+    true, lhat = rng.random(9).astype("float32"), rng.random(9).astype("float32")
+    true[3] = true[4]  # a tie
+    got = float(kl.MarginRankingLoss(margin=margin)(true, lhat))
+    assert got == pytest.approx(ranking_reference(true, lhat, margin), rel=1e-5)
 
 
 def test_margin_ranking_zero_when_order_right_with_margin():
-    l = np.array([0.1, 0.5, 0.9], "float32")
-    assert float(kl.MarginRankingLoss(margin=1.0)(l, 3 * np.array([0.0, 1.0, 2.0], "float32"))) == 0.0
+    true = np.array([0.1, 0.5, 0.9], "float32")
+    assert float(kl.MarginRankingLoss(margin=1.0)(true, 3 * np.array([0.0, 1.0, 2.0], "float32"))) == 0.0
 
 
 def test_ranking_true_losses_get_no_gradient():
-    l = tf.Variable([0.2, 0.9, 0.4])
+    true = tf.Variable([0.2, 0.9, 0.4])
     lhat = tf.Variable([0.5, 0.1, 0.3])
     with tf.GradientTape(persistent=True) as tape:
-        value = kl.MarginRankingLoss()(l, lhat)
-    assert tape.gradient(value, l) is None
+        value = kl.MarginRankingLoss()(true, lhat)
+    assert tape.gradient(value, true) is None
     assert np.abs(tape.gradient(value, lhat).numpy()).sum() > 0
 
 

@@ -51,7 +51,7 @@ def test_combined_loss_is_the_weighted_sum():
     y, p = data(4)
     terms = [keras.losses.BinaryCrossentropy(), kl.SquaredDiceLoss(), kl.BinaryFocalLoss(gamma=2.0)]
     weights = [1.0, 0.5, 2.0]
-    expected = sum(w * float(t(y, p)) for w, t in zip(weights, terms))
+    expected = sum(w * float(t(y, p)) for w, t in zip(weights, terms, strict=True))
     assert float(kl.CombinedLoss(terms, weights)(y, p)) == pytest.approx(expected, rel=1e-5)
     assert float(kl.CombinedLoss(terms)(y, p)) == pytest.approx(sum(float(t(y, p)) for t in terms), rel=1e-5)
 
