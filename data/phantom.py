@@ -50,6 +50,15 @@ class PhantomSpec:
     max_area: float = 450.0  # px at 512x512: 0.17 % of the slice; with two tumours in one slice about 0.2 %
     seed: int = 0
 
+    def __post_init__(self):
+        # Tumour centres keep 4 slices from either end of the volume; the body needs room.
+        if self.n_slices < 9:
+            raise ValueError(f"PhantomSpec.n_slices must be >= 9; received {self.n_slices}")
+        if self.size < 64:
+            raise ValueError(f"PhantomSpec.size must be >= 64 pixels; received {self.size}")
+        if self.n_volumes < 1:
+            raise ValueError(f"PhantomSpec.n_volumes must be >= 1; received {self.n_volumes}")
+
 
 def phantom_dir(task: str, spec: PhantomSpec | None = None, root=None, verbose: bool = True) -> Path:
     """Path of the built-in phantom for ``task`` ("lung" or "liver"), generated on first use."""
