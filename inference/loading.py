@@ -6,7 +6,6 @@ from pathlib import Path
 
 SEGMENTATION_TASKS = ("lung", "liver", "hippocampus")
 CLASSIFICATION_TASKS = ("nodules", "isic")
-MODEL_FILES = ("best.keras", "last.keras")
 
 
 def resolve_model(path, task: str | None = None) -> tuple[Path, dict]:
@@ -15,20 +14,11 @@ def resolve_model(path, task: str | None = None) -> tuple[Path, dict]:
     A ``.keras`` file takes its configuration from the ``config.json`` beside it when there
     is one; otherwise ``task`` must be given and the task's defaults apply.
     """
+    from tasks.common import model_of_run
     from training.io import read_json
 
-    path = Path(path)
-    if path.is_dir():
-        model_file = next((path / n for n in MODEL_FILES if (path / n).is_file()), None)
-        if model_file is None:
-            raise FileNotFoundError(f"{path}: no {' or '.join(MODEL_FILES)} in this run directory")
-        config_file = path / "config.json"
-    elif path.is_file():
-        if path.suffix != ".keras":
-            raise ValueError(f"{path}: expected a run directory or a .keras model file")
-        model_file, config_file = path, path.parent / "config.json"
-    else:
-        raise FileNotFoundError(f"{path}: no such run directory or model file")
+    run_dir, model_file = model_of_run(path)
+    config_file = run_dir / "config.json"
     config = read_json(config_file) if config_file.is_file() else {}
     if task is not None:
         if config.get("task", task) != task:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+from pathlib import Path
 
 from training.strategy import STRATEGIES
 
@@ -39,3 +40,23 @@ def seed_everything(seed: int) -> None:
 
 def default_out(task: str, loss: str) -> str:
     return os.path.join("runs", f"{task}-{loss}")
+
+
+MODEL_FILES = ("best.keras", "last.keras")
+
+
+def model_of_run(path) -> tuple[Path, Path]:
+    """``(run directory, model file)`` for a ``--model`` argument.
+
+    A run directory gives its ``best.keras`` (else ``last.keras``); a ``.keras`` file gives
+    itself and the folder it lies in. Raises FileNotFoundError naming the path otherwise.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".keras":
+        return path.parent, path
+    if path.is_dir():
+        for name in MODEL_FILES:
+            if (path / name).is_file():
+                return path, path / name
+        raise FileNotFoundError(f"{path}: no best.keras or last.keras; is it a finished run directory?")
+    raise FileNotFoundError(f"{path}: expected a run directory or an existing .keras model file")

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from tasks.common import model_of_run
 from training.config import add_arguments, option
 
 LOSSES = ("dice", "effectiveness", "tversky", "glf", "glf-det", "glf-exp")
@@ -565,15 +566,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, task: str) -> None:
 
 
 def _run_of(path: Path):
-    """(run directory or None, model file) of a --model argument."""
-    if path.is_dir():
-        model = path / "best.keras"
-        if not model.exists():
-            raise ValueError(f"--model {path}: no best.keras in this run directory")
-        return path, model
-    if path.suffix != ".keras" or not path.exists():
-        raise ValueError(f"--model {path}: expected a run directory or an existing .keras file")
-    return (path.parent if (path.parent / "config.json").exists() else None), path
+    """(run directory or None when no config.json lies beside the model, model file)."""
+    run, model = model_of_run(path)
+    return (run if (run / "config.json").exists() else None), model
 
 
 def evaluate(args: argparse.Namespace) -> dict:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from tasks.common import model_of_run
 from training.config import add_arguments, from_args, option
 
 LOSSES = ("bce", "dice", "bce+dice", "bce+dice+focal")
@@ -297,21 +298,6 @@ def train(args) -> Path | None:
 
 
 # ---------------------------------------------------------------------------------- evaluation
-def _run_of(path) -> tuple[Path, Path]:
-    """(run directory, model file) for a run directory or a ``.keras`` file inside one."""
-    path = Path(path)
-    if path.suffix == ".keras":
-        return path.parent, path
-    model = path / "best.keras"
-    if not model.exists():
-        model = path / "last.keras"
-    if not model.exists():
-        raise FileNotFoundError(
-            f"{path}: no best.keras or last.keras; is it a finished hippocampus run directory?"
-        )
-    return path, model
-
-
 def select_attack_images(masks, max_images, seed):
     """Indices of test slices with foreground, a seeded subset of at most ``max_images``."""
     import numpy as np
@@ -334,7 +320,7 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
     from training import io
     from training.rundir import load_run_config
 
-    runs = [_run_of(m) for m in models]
+    runs = [model_of_run(m) for m in models]
     configs = [load_run_config(r) for r, _ in runs]
     splits = [io.read_json(r / "split.json") for r, _ in runs]
     data_keys = ("size", "max_intensity", "clip_percentile")
@@ -624,7 +610,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, task: str) -> None:
 
 def evaluate(args) -> dict:
     acfg = from_args(AttackConfig, args)
-    out = args.out or str(_run_of(args.model[0])[0] / "evaluation")
+    out = args.out or str(model_of_run(args.model[0])[0] / "evaluation")
     return run_evaluation(args.model, out, acfg, data_dir=args.data_dir, cache_dir=args.cache_dir)
 
 

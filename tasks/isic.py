@@ -21,6 +21,7 @@ from pathlib import Path
 # Optional[X], not X | None: training.config parses typing.Optional but not the X | None form
 from typing import Optional
 
+from tasks.common import model_of_run
 from training.config import add_arguments, from_args, option
 
 LOSSES = ("ce", "ce+loss-estimator")
@@ -360,19 +361,6 @@ def train(args) -> Path | None:
 
 
 # ---------------------------------------------------------------------------------- evaluation
-def run_of(path) -> tuple[Path, Path]:
-    """(run directory, model file) for a run directory or a ``.keras`` file inside one."""
-    path = Path(path)
-    if path.suffix == ".keras":
-        return path.parent, path
-    for name in ("best.keras", "last.keras"):
-        if (path / name).exists():
-            return path, path / name
-    raise FileNotFoundError(
-        f"{path}: no best.keras or last.keras; is it a finished isic run directory?"
-    )
-
-
 def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
     """Validation images and every OOD set, from a run's config and split."""
     import numpy as np
@@ -523,7 +511,7 @@ def evaluate(args) -> dict:
     from training import io
 
     ecfg = from_args(EvalConfig, args)
-    run_dir, model_path = run_of(args.model)
+    run_dir, model_path = model_of_run(args.model)
     out = Path(args.out) if args.out else run_dir / "evaluation"
     data = build_eval_data(run_dir, ecfg)
     model = keras.saving.load_model(model_path)
@@ -722,7 +710,7 @@ def reproduce(args) -> Path:
         ecfg = EvalConfig(max_ood=max_ood)
         if data is None:  # same split (same seed) for both models: build the OOD sets once
             data = build_eval_data(run, ecfg)
-        model = keras.saving.load_model(run_of(run)[1])
+        model = keras.saving.load_model(model_of_run(run)[1])
         results[key], scores[key] = evaluate_model(model, data, ecfg)
         results[key]["history"] = str(run / "history.csv")
     summary = {
