@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from data.msd import DataError
+from training.io import atomic_folder
 
 
 def cache_root() -> Path:
@@ -139,9 +138,8 @@ def build_cache(path, units: Sequence[Unit], size: int, fit: str, manifest: dict
     path.parent.mkdir(parents=True, exist_ok=True)
     units = read_headers(units)
     total = sum(u.n_slices for u in units)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     start = time.perf_counter()
-    try:
+    with atomic_folder(path) as tmp:  # a cache another process finished first wins
         img_file = open(tmp / "images.npy", "wb")
         msk_file = open(tmp / "masks.npy", "wb")
         with img_file, msk_file:
@@ -186,13 +184,6 @@ def build_cache(path, units: Sequence[Unit], size: int, fit: str, manifest: dict
         manifest = {**manifest, "cache_version": CACHE_VERSION, "n_slices": total, "size": size,
                     "units": [u.name for u in units], "build_seconds": round(time.perf_counter() - start, 2)}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-        if path.exists():  # built concurrently by another process: keep theirs
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     if verbose:
         print(f"cache: {total} slices of {size}x{size} written to {path} in {time.perf_counter() - start:.1f} s", flush=True)
     return SliceCache(path)

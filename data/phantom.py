@@ -24,9 +24,6 @@ slice). Each volume also holds slices without any tumour.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from data.cache import cache_root
+from training.io import atomic_folder
 
 PHANTOM_VERSION = 2  # bump when the generator changes, so old cached phantoms are not reused
 
@@ -73,9 +71,7 @@ def phantom_dir(task: str, spec: PhantomSpec | None = None, root=None, verbose: 
         raise ValueError(f"task must be 'lung' or 'liver'; received {task!r}")
     if (path / "phantom.json").is_file():
         return path
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=root))
-    try:
+    with atomic_folder(path) as tmp:  # a copy another process finished first wins
         start = time.perf_counter()
         if verbose:
             print(f"Generating the synthetic {task} phantom ({spec.n_volumes} volumes of "
@@ -83,13 +79,6 @@ def phantom_dir(task: str, spec: PhantomSpec | None = None, root=None, verbose: 
         maker(tmp, spec, verbose=verbose)
         if verbose:
             print(f"Phantom ready in {time.perf_counter() - start:.1f} s.", flush=True)
-        if path.exists():  # another process finished first
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

@@ -13,14 +13,13 @@ Layout written (see :mod:`data.dermoscopy`):
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from data.dermoscopy import ISIC_CLASSES
+from training.io import atomic_folder
 
 SYNTHETIC_CLASSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC")
 
@@ -93,9 +92,7 @@ def write_synthetic_isic(
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} already holds files; give an empty or new folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    with atomic_folder(root) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         rng = np.random.default_rng(seed)
@@ -124,12 +121,6 @@ def write_synthetic_isic(
                 writer = csv.DictWriter(f, fieldnames=list(data[0]))
                 writer.writeheader()
                 writer.writerows(data)
-        if root.exists():
-            root.rmdir()
-        os.replace(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return root
 
 

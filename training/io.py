@@ -32,6 +32,30 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
             os.unlink(tmp)
 
 
+@contextmanager
+def atomic_folder(path: str | os.PathLike):
+    """Yield a temporary folder beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    A killed build never leaves a half-filled folder under the final name. If ``path`` holds
+    files by then (another process finished first), theirs is kept and ours dropped; an empty
+    ``path`` is replaced.
+    """
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        yield tmp
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_text(path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -140,3 +140,19 @@ def test_arrays_round_trip_and_pickles_are_refused(tmp_path):
         io.load_arrays(tmp_path / "obj.npy")
     with pytest.raises(FileNotFoundError, match="missing.npz: array file not found"):
         io.load_arrays(tmp_path / "missing.npz")
+
+
+def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
+    from training.io import atomic_folder
+
+    target = tmp_path / "built"
+    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+        (tmp / "half.npy").write_bytes(b"x")
+        raise RuntimeError("killed mid-build")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("mine")
+    assert (target / "a.txt").read_text() == "mine"
+    with atomic_folder(target) as tmp:  # another finished copy already there: it is kept
+        (tmp / "a.txt").write_text("second")
+    assert (target / "a.txt").read_text() == "mine" and len(list(tmp_path.iterdir())) == 1
