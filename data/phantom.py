@@ -40,7 +40,7 @@ PHANTOM_VERSION = 2  # bump when the generator changes, so old cached phantoms a
 class PhantomSpec:
     """Size and content of a phantom. The defaults are the built-in phantoms."""
 
-    n_volumes: int = 12  # cases; 3 go to test and 2 to validation with the default fractions
+    n_volumes: int = 12  # cases; 2 go to test and 2 to validation with the default fractions (8 train)
     size: int = 512  # axial slice size in pixels, as in MSD Task06 and LiTS
     n_slices: int = 40  # axial slices per volume
     tumours_per_volume: tuple[int, int] = (2, 4)  # inclusive range
