@@ -60,3 +60,18 @@ def model_of_run(path) -> tuple[Path, Path]:
                 return path, path / name
         raise FileNotFoundError(f"{path}: no best.keras or last.keras; is it a finished run directory?")
     raise FileNotFoundError(f"{path}: expected a run directory or an existing .keras model file")
+
+
+def check_or_train(args, task: str, cfg, check, run_training, data_dir=None) -> Path | None:
+    """The ``train()`` of a task: ``--check-data`` runs ``check()`` (which prints every problem
+    and returns their count) and exits non-zero on problems; otherwise ``run_training(cfg, out,
+    ...)`` into ``--out`` (default ``runs/<task>-<loss>``) and returns the run directory."""
+    if getattr(args, "check_data", False):
+        problems = check()
+        if problems:
+            raise SystemExit(f"{problems} problem(s) found in {data_dir}")
+        return None
+    out = args.out or default_out(task, cfg.loss.replace("+", "-"))
+    path = run_training(cfg, out, resume=args.resume, overwrite=args.overwrite, strategy=args.strategy)
+    print(f"[{task}] run directory: {path}", flush=True)
+    return path

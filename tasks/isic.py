@@ -344,20 +344,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, task: str) -> None:
 
 
 def train(args) -> Path | None:
-    from tasks.common import default_out
+    from tasks.common import check_or_train
 
     cfg = from_args(IsicConfig, args)
-    if getattr(args, "check_data", False):
-        problems = check_data(cfg)
-        if problems:
-            raise SystemExit(f"{problems} problem(s) found in {cfg.data_dir}")
-        return None
-    out = args.out or default_out("isic", cfg.loss.replace("+", "-"))
-    path = run_training(
-        cfg, out, resume=args.resume, overwrite=args.overwrite, strategy=args.strategy
+    return check_or_train(
+        args, "isic", cfg, lambda: check_data(cfg), run_training, data_dir=cfg.data_dir
     )
-    log(f"run directory: {path}")
-    return path
 
 
 # ---------------------------------------------------------------------------------- evaluation
