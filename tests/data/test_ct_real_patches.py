@@ -1,26 +1,25 @@
-"""The real MSD lung tumour patches in ../shared/data/msd_lung_patches (skipped when absent)."""
+"""The real MSD lung tumour patches in <shared data>/msd_lung_patches (skipped when absent)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from data.ct import CTDataConfig, check_ct_data, prepare_ct_data
 
-PATCHES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "msd_lung_patches"
 
-
-@pytest.fixture(autouse=True)
-def _needs_data(tmp_path, monkeypatch):
-    if not (PATCHES / "val_patches.h5").is_file():
-        pytest.skip(f"real MSD lung patches not found at {PATCHES}")
+@pytest.fixture
+def patches(shared_data, tmp_path, monkeypatch):
+    """``msd_lung_patches`` under the shared data folder (``KERAS_LOSSES_SHARED_DATA`` moves it)."""
+    folder = shared_data / "msd_lung_patches"
+    if not (folder / "val_patches.h5").is_file():
+        pytest.skip(f"real MSD lung patches not found at {folder}")
     monkeypatch.setenv("KERAS_LOSSES_CACHE", str(tmp_path / "cache"))
+    return folder
 
 
-def test_train_on_val_file_test_on_test_file(tmp_path):
-    cfg = CTDataConfig(data_dir=str(PATCHES), image_size=48, val_fraction=0.15, verbose=False, augment=False)
+def test_train_on_val_file_test_on_test_file(tmp_path, patches):
+    cfg = CTDataConfig(data_dir=str(patches), image_size=48, val_fraction=0.15, verbose=False, augment=False)
     assert check_ct_data(cfg) == []
     data = prepare_ct_data(cfg, run_dir=tmp_path / "run")
     assert data.source == "hdf5" and (tmp_path / "run" / "split.json").is_file()
