@@ -2,12 +2,15 @@
 
 Each volume is cut into 2D slices along its depth (last) axis; every slice is zero-padded
 (centred) to one fixed size; intensities are scaled per volume to ``[0, max_intensity]``
-(the paper: 0.2, so that attacks can write values above any real pixel); the foreground is
+(the paper: 0.2, so that attacks can write values above any real pixel), the volume's minimum
+to 0 and its maximum to 0.2 (``scaling="max"``, the paper's "maximum pixel value=0.2"; the
+option ``scaling="percentile"`` maps a percentile to 0.2 and clips above); the foreground is
 labels 1 (anterior) and 2 (posterior) together. The split is by volume, so no slice of a
 test volume is seen in training.
 
 Decoding NIfTI is the slow part, so every volume is decoded once into a per-volume ``.npz``
-cache keyed by a hash of the source file (path, size, modification time) and the settings.
+cache keyed by a hash of the source file (path, size, modification time) and the settings
+(the scaling among them, so a cache written under one scaling is never read under another).
 
 Reference:
     V. Rajput, "Robustness of different loss functions and their impact on networks learning
@@ -28,7 +31,8 @@ import numpy as np
 from data.msd import Case, DataError, list_msd_cases, load_label, load_nifti
 
 LABELS = (0, 1, 2)  # background, anterior, posterior (MSD Task04 dataset.json)
-CACHE_VERSION = 1  # bump when the slicing code changes, so stale caches are not reused
+SCALINGS = ("max", "percentile")
+CACHE_VERSION = 2  # 2: `scaling` added to the settings (max by default). Bump when the slicing code changes, so stale caches are not reused
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,21 @@ class SliceSettings:
 
     size: int = 64  # slices are zero-padded to size x size (largest Task04 slice: 43 x 59)
     max_intensity: float = 0.2  # Rajput 2021, Sec. 3: inputs scaled to [0, 0.2]
-    clip_percentile: float = 99.5  # robust maximum: a few bright voxels would squash the rest
+    # Rajput 2021, Sec. 3: "we have scaled all our images between 0 and 0.2 ... (maximum pixel
+    # value=0.2, noise level=[0, 1])": the volume's maximum becomes 0.2 ("max"). "percentile"
+    # (our former default) maps clip_percentile to 0.2 and clips the brighter voxels.
+    scaling: str = "max"
+    clip_percentile: float = 99.5  # used by scaling="percentile" only
 
     def __post_init__(self):
         if self.size < 1:
             raise ValueError(f"size must be a positive number of pixels; received {self.size}")
         if not self.max_intensity > 0:
             raise ValueError(f"max_intensity must be > 0; received {self.max_intensity}")
+        if self.scaling not in SCALINGS:
+            raise ValueError(
+                f"scaling must be one of {', '.join(SCALINGS)}; received {self.scaling!r}"
+            )
         if not 0 < self.clip_percentile <= 100:
             raise ValueError(
                 f"clip_percentile must be in (0, 100]; received {self.clip_percentile}"
@@ -58,10 +70,18 @@ def default_cache_dir() -> Path:
 
 
 def scale_intensities(volume: np.ndarray, settings: SliceSettings) -> np.ndarray:
-    """Map a volume to ``[0, max_intensity]``: min to 0, the clip percentile to the maximum."""
+    """Map a volume to ``[0, max_intensity]``, its minimum to 0.
+
+    ``scaling="max"`` (default, the paper): ``x' = max_intensity (x - min) / (max - min)``.
+    ``scaling="percentile"``: the ``clip_percentile`` percentile replaces ``max`` and brighter
+    voxels are clipped to ``max_intensity``.
+    """
     volume = volume.astype(np.float32)
     lo = float(volume.min())
-    hi = float(np.percentile(volume, settings.clip_percentile))
+    if settings.scaling == "max":
+        hi = float(volume.max())
+    else:
+        hi = float(np.percentile(volume, settings.clip_percentile))
     if hi <= lo:
         hi = float(volume.max())
     if hi <= lo:  # a constant volume carries no signal; keep it at zero

@@ -185,6 +185,8 @@ class SegmentationPredictor:
         settings = SliceSettings(
             size=self.size,
             max_intensity=float(self.config.get("max_intensity", 0.2)),
+            # runs written before `scaling` existed were trained with the percentile scaling
+            scaling=str(self.config.get("scaling", "percentile")),
             clip_percentile=float(self.config.get("clip_percentile", 99.5)),
         )
         h, w, _ = array.shape

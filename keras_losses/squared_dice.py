@@ -1,4 +1,4 @@
-"""Dice loss with squared denominators, as used by Rajput (2021) after Milletari et al."""
+"""Dice loss with squared denominators, as written by Rajput (2021) after Milletari et al."""
 
 from __future__ import annotations
 
@@ -13,31 +13,46 @@ from keras_losses._base import (
     sum_over_replicas,
 )
 
+# Small enough not to matter: a batch with any foreground has sum(y^2) >= 1, so s shifts the
+# loss by at most s = 1e-6 (benchmarks/bench_dice_smoothing.py measures it on real batches);
+# it only keeps 0 / 0 finite when a whole batch is empty and predicted empty.
+DEFAULT_SMOOTH = 1e-6
+
 
 @register
 class SquaredDiceLoss(keras.losses.Loss):
-    """Soft Dice loss with squared terms in the denominator.
+    """Soft Dice loss with squared terms in the denominator, pooled over the batch by default.
 
     Formula:
         L = 1 - (2 sum(p y) + s) / (sum(p^2) + sum(y^2) + s)
 
+    with the sums over every pixel of the whole batch (``per_image=False``) or of each image
+    (``per_image=True``, then the per-image losses are averaged).
+
     Args:
-        per_image: if True (default), sum over each image and average the per-image losses;
-            if False, pool the sums over the whole batch.
-        smooth: smoothing constant s (default 1.0, which makes an empty prediction on an
-            empty mask a loss of 0 and keeps gradients finite).
+        per_image: if False (default, the paper's formula: one sum over the pixels i = 1..n),
+            pool the sums over the whole batch; if True, sum over each image and average the
+            per-image losses.
+        smooth: smoothing constant s (default 1e-6: the paper has none; this only keeps an
+            all-empty batch finite and changes no loss with foreground by more than 1e-6).
         name, reduction, dtype: as for ``keras.losses.Loss``.
 
     Reference:
-        F. Milletari, N. Navab, S.-A. Ahmadi, "V-Net", 3DV 2016, eq. (1);
         V. Rajput, "Robustness of different loss functions and their impact on networks
-        learning capability", arXiv:2110.08322, 2021.
+        learning capability", arXiv:2110.08322, 2021, Sec. 3: "Loss_Dice = 1 - 2 sum_i p_i y_i
+        / (sum_i p_i^2 + sum_i y_i^2)"; F. Milletari, N. Navab, S.-A. Ahmadi, "V-Net", 3DV
+        2016, eq. (1).
+
+    Example:
+        >>> y = np.array([[[[1.0], [0.0]]]], "float32")  # shape: (1, 1, 2, 1)
+        >>> p = np.array([[[[0.5], [0.0]]]], "float32")
+        >>> loss = SquaredDiceLoss(smooth=0.0)(y, p)  # 1 - 2 * 0.5 / (0.25 + 1) = 0.2
     """
 
     # Pooled sums are all-reduced over replicas here (training.fit checks this flag).
     global_batch = True
 
-    def __init__(self, per_image=True, smooth=1.0, name="squared_dice_loss", **kwargs):
+    def __init__(self, per_image=False, smooth=DEFAULT_SMOOTH, name="squared_dice_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.per_image = bool(per_image)
         self.smooth = float(smooth)

@@ -62,13 +62,28 @@ def test_pad_slices_refuses_slices_larger_than_the_size():
         pad_slices(np.zeros((5, 3, 2)), 4, "case.nii.gz")
 
 
-def test_scale_intensities_maps_min_to_zero_and_percentile_to_max():
+def test_scale_intensities_default_maps_min_to_zero_and_max_to_02():
+    # shape: (1, 2, 2); min 2, max 1000 -> x' = 0.2 (x - 2) / 998, no clipping (the paper)
     vol = np.array([[[2.0, 4.0], [6.0, 1000.0]]])
-    out = scale_intensities(vol, SliceSettings(max_intensity=0.2, clip_percentile=100))
-    np.testing.assert_allclose(out.ravel(), 0.2 * (vol.ravel() - 2) / 998, rtol=1e-6)
-    clipped = scale_intensities(vol, SliceSettings(max_intensity=0.2, clip_percentile=50))
-    assert clipped.max() == pytest.approx(0.2) and clipped.min() == 0
+    out = scale_intensities(vol, SliceSettings())
+    np.testing.assert_allclose(out.ravel(), [0.0, 0.2 * 2 / 998, 0.2 * 4 / 998, 0.2], rtol=1e-6)
+    # the percentile is ignored under scaling="max"
+    assert np.array_equal(out, scale_intensities(vol, SliceSettings(clip_percentile=50)))
     assert scale_intensities(np.full((2, 2, 2), 7.0), SliceSettings()).max() == 0
+
+
+def test_scale_intensities_percentile_option_maps_percentile_to_max_and_clips():
+    vol = np.array([[[2.0, 4.0], [6.0, 1000.0]]])
+    # np.percentile([2, 4, 6, 1000], 50) = 5 -> x' = 0.2 (x - 2) / 3, clipped to 0.2
+    out = scale_intensities(vol, SliceSettings(scaling="percentile", clip_percentile=50))
+    np.testing.assert_allclose(out.ravel(), [0.0, 0.2 * 2 / 3, 0.2, 0.2], rtol=1e-6)
+    full = scale_intensities(vol, SliceSettings(scaling="percentile", clip_percentile=100))
+    np.testing.assert_allclose(full, scale_intensities(vol, SliceSettings()), rtol=1e-6)
+
+
+def test_unknown_scaling_is_refused():
+    with pytest.raises(ValueError, match="scaling must be one of max, percentile; received 'p99'"):
+        SliceSettings(scaling="p99")
 
 
 @pytest.mark.parametrize(
@@ -107,6 +122,19 @@ def test_cache_is_reused_and_keyed_by_settings(tmp_path):
     np.testing.assert_array_equal(first[1], again[1])
     load_case_cached(case, SliceSettings(size=32), cache)
     assert len(list(cache.glob("*.npz"))) == 2
+
+
+def test_cache_never_serves_one_scaling_for_another(tmp_path):
+    image, labels = volume()
+    image[0, 0, 0] = 1000.0  # a bright outlier: max and percentile scaling differ
+    (case,) = list_cases(write_msd(tmp_path / "Task04", [(image, labels)]))
+    cache = tmp_path / "cache"
+    pct = SliceSettings(size=16, scaling="percentile", clip_percentile=90)
+    old, _ = load_case_cached(case, pct, cache)
+    new, _ = load_case_cached(case, SliceSettings(size=16), cache)
+    assert len(list(cache.glob("*.npz"))) == 2
+    np.testing.assert_allclose(new, decode_case(case, SliceSettings(size=16))[0])
+    assert new.mean() < 0.5 * old.mean()  # tissue sits far lower under max scaling
 
 
 def test_cached_entry_is_read_without_nifti(tmp_path, monkeypatch):

@@ -47,6 +47,44 @@ def test_attack_per_image_counts_and_random_values_with_ties():
 
 
 @pytest.mark.parametrize(
+    "ranking,expected_changed",
+    [
+        # shape: (1, 2, 2, 1); grads [[0.5, -3.0], [2.0, -0.1]], N = 2
+        ("signed", [0, 2]),  # largest values: 2.0 (index 2), 0.5 (index 0)
+        ("magnitude", [1, 2]),  # largest |grad|: 3.0 (index 1), 2.0 (index 2)
+    ],
+)
+def test_ranking_signed_vs_magnitude_by_hand(ranking, expected_changed):
+    images = np.zeros((1, 2, 2, 1), np.float32)
+    grads = np.array([[0.5, -3.0], [2.0, -0.1]], np.float32).reshape(1, 2, 2, 1)
+    out = top_gradient_attack(
+        images, grads, np.array([2]), np.full((1, 2), 0.7, np.float32), ranking=ranking
+    ).numpy()
+    np.testing.assert_array_equal(np.flatnonzero(out.ravel()), expected_changed)
+    np.testing.assert_allclose(out.ravel()[expected_changed], 0.7)
+
+
+def test_attack_dice_magnitude_ranking_equals_signed_ranking_of_abs_gradients():
+    rng = np.random.default_rng(5)
+    model = pixel_model()
+    images = rng.uniform(0, 0.2, size=(3, 8, 8, 1)).astype(np.float32)
+    masks = (rng.uniform(size=(3, 8, 8, 1)) > 0.7).astype(np.float32)
+    grads = rng.normal(size=(3, 8, 8, 1)).astype(np.float32)
+    n, v = np.array([0, 4, 9]), np.array([0.9, 0.9, 0.5], np.float32)
+    mag = attack_dice(model, images, masks, grads, n, v, ranking="magnitude")
+    np.testing.assert_array_equal(mag, attack_dice(model, images, masks, np.abs(grads), n, v))
+    assert not np.array_equal(mag, attack_dice(model, images, masks, grads, n, v))
+
+
+def test_unknown_ranking_is_refused():
+    x = np.zeros((1, 2, 2, 1), np.float32)
+    with pytest.raises(
+        ValueError, match="ranking must be one of signed, magnitude; received 'abs'"
+    ):
+        top_gradient_attack(x, x, np.array([1]), np.ones((1, 1), np.float32), ranking="abs")
+
+
+@pytest.mark.parametrize(
     "truth,pred,expected",
     [
         # shape: (1, 2, 2, 1)

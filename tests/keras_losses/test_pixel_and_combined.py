@@ -43,8 +43,43 @@ def test_squared_dice_per_image_vs_pooled():
     y, p = data(2)
     per_image = [1 - 2 * (p[i] * y[i]).sum() / ((p[i] ** 2).sum() + (y[i] ** 2).sum()) for i in range(3)]
     pooled = 1 - 2 * (p * y).sum() / ((p**2).sum() + (y**2).sum())
-    assert float(kl.SquaredDiceLoss(smooth=0)(y, p)) == pytest.approx(np.mean(per_image), rel=1e-5)
+    assert float(kl.SquaredDiceLoss(per_image=True, smooth=0)(y, p)) == pytest.approx(np.mean(per_image), rel=1e-5)
     assert float(kl.SquaredDiceLoss(per_image=False, smooth=0)(y, p)) == pytest.approx(pooled, rel=1e-5)
+    # the default is the paper's formula: pooled over the batch, smoothing too small to matter
+    assert float(kl.SquaredDiceLoss()(y, p)) == pytest.approx(pooled, rel=1e-5)
+
+
+# shape: (2, 1, 2, 1); image 0: y = [1, 0], p = [0.5, 0]; image 1: y = [0, 0], p = [0.5, 0]
+Y_HAND = np.array([[1.0, 0.0], [0.0, 0.0]], "float32").reshape(2, 1, 2, 1)
+P_HAND = np.array([[0.5, 0.0], [0.5, 0.0]], "float32").reshape(2, 1, 2, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs,expected",
+    [
+        # pooled: 1 - 2 * 0.5 / (0.25 + 0.25 + 1)
+        ({"smooth": 0.0}, 1 - 1 / 1.5),
+        # default smooth 1e-6: (1 + 1e-6) / (1.5 + 1e-6)
+        ({}, 1 - (1 + 1e-6) / (1.5 + 1e-6)),
+        # per image: image 0 1 - 1 / 1.25 = 0.2, image 1 1 - 0 / 0.25 = 1; mean 0.6
+        ({"per_image": True, "smooth": 0.0}, 0.6),
+        # per image, smooth 1 (the former default): 1 - 2 / 2.25 and 1 - 1 / 1.25
+        ({"per_image": True, "smooth": 1.0}, ((1 - 2 / 2.25) + (1 - 1 / 1.25)) / 2),
+    ],
+)
+def test_squared_dice_hand_values(kwargs, expected):
+    assert float(kl.SquaredDiceLoss(**kwargs)(Y_HAND, P_HAND)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_squared_dice_default_smoothing_moves_the_loss_by_at_most_1e6():
+    # |L_s - L_0| = s (D - 2I) / (D (D + s)) <= s / D <= s once the batch holds foreground (D >= 1)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        y = (rng.uniform(size=(4, 8, 8, 1)) > 0.97).astype("float32")
+        y[0, 0, 0, 0] = 1.0
+        p = (rng.uniform(size=(4, 8, 8, 1)) ** 4).astype("float32")
+        diff = float(kl.SquaredDiceLoss()(y, p)) - float(kl.SquaredDiceLoss(smooth=0.0)(y, p))
+        assert abs(diff) <= 1.2e-6
 
 
 def test_combined_loss_is_the_weighted_sum():
