@@ -10,33 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 
-class PCA2:
-    """Principal component analysis by SVD of the centred data (``n_components`` axes)."""
+def fit_pca(x, n_components: int = 2):
+    """``sklearn.decomposition.PCA`` fitted on ``x`` (n >= 2, d); its signs are deterministic
+    (scikit-learn's ``svd_flip``), so plots are repeatable."""
+    from sklearn.decomposition import PCA
 
-    def __init__(self, n_components: int = 2):
-        self.n_components = n_components
-        self.mean_ = None
-        self.components_ = None
-        self.explained_variance_ = None
-
-    def fit(self, x) -> PCA2:
-        x = np.asarray(x, np.float64)
-        if x.ndim != 2 or x.shape[0] < 2:
-            raise ValueError(f"PCA2.fit: expected (n >= 2, d) data; received shape {x.shape}")
-        self.mean_ = x.mean(axis=0)
-        _, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
-        k = min(self.n_components, vt.shape[0])
-        # Fix the sign of each axis (largest loading positive) so plots are repeatable.
-        signs = np.sign(vt[np.arange(k), np.argmax(np.abs(vt[:k]), axis=1)])
-        signs[signs == 0] = 1
-        self.components_ = vt[:k] * signs[:, None]
-        self.explained_variance_ = s[:k] ** 2 / (x.shape[0] - 1)
-        return self
-
-    def transform(self, x) -> np.ndarray:
-        if self.components_ is None:
-            raise RuntimeError("PCA2.transform called before fit")
-        return (np.asarray(x, np.float64) - self.mean_) @ self.components_.T
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"fit_pca: expected (n >= 2, d) data; received shape {x.shape}")
+    return PCA(n_components=min(n_components, *x.shape)).fit(x)
 
 
 def ellipse_params(points, n_std: float = 2.0) -> tuple[np.ndarray, float, float, float]:
@@ -52,7 +34,12 @@ def ellipse_params(points, n_std: float = 2.0) -> tuple[np.ndarray, float, float
     vals = np.maximum(vals, 0.0)
     major = vecs[:, 1]
     angle = float(np.degrees(np.arctan2(major[1], major[0])))
-    return p.mean(axis=0), 2 * n_std * float(np.sqrt(vals[1])), 2 * n_std * float(np.sqrt(vals[0])), angle
+    return (
+        p.mean(axis=0),
+        2 * n_std * float(np.sqrt(vals[1])),
+        2 * n_std * float(np.sqrt(vals[0])),
+        angle,
+    )
 
 
 # (malignant, benign) colours: dark for the training set, light for the test sets.
@@ -66,25 +53,38 @@ def plot_embedding(ax, train, tests, title: str = "", n_std: float = 2.0):
     Args:
         train: ``(embeddings (n, d), labels (n,), name)`` of the training set.
         tests: list of the same for each test set.
-    Returns the fitted :class:`PCA2`.
+    Returns the fitted ``sklearn.decomposition.PCA``.
     """
     from matplotlib.patches import Ellipse
 
-    pca = PCA2(2).fit(train[0])
+    pca = fit_pca(train[0], 2)
     sets = [(train, TRAIN_COLOURS, 0.9)] + [
         (t, TEST_COLOURS[min(k, len(TEST_COLOURS) - 1)], 0.7) for k, t in enumerate(tests)
     ]
     for (emb, labels, name), colours, alpha in sets:
         z = pca.transform(emb)
         labels = np.asarray(labels).reshape(-1)
-        for cls, marker, colour, cname in ((1, "x", colours[0], "mal"), (0, "o", colours[1], "ben")):
+        for cls, marker, colour, cname in (
+            (1, "x", colours[0], "mal"),
+            (0, "o", colours[1], "ben"),
+        ):
             pts = z[labels == cls]
             if len(pts) == 0:
                 continue
             # 'x' is a line marker (its colour is the edge); 'o' is drawn hollow.
-            style = {"color": colour} if marker == "x" else {"facecolors": "none", "edgecolors": colour}
-            ax.scatter(pts[:, 0], pts[:, 1], marker=marker, s=12, linewidths=0.8, alpha=alpha,
-                       label=f"{name} {cname}", **style)
+            style = (
+                {"color": colour} if marker == "x" else {"facecolors": "none", "edgecolors": colour}
+            )
+            ax.scatter(
+                pts[:, 0],
+                pts[:, 1],
+                marker=marker,
+                s=12,
+                linewidths=0.8,
+                alpha=alpha,
+                label=f"{name} {cname}",
+                **style,
+            )
             if len(pts) >= 2:
                 centre, w, h, angle = ellipse_params(pts, n_std)
                 ax.add_patch(Ellipse(centre, w, h, angle=angle, fill=False, color=colour, lw=1.5))
@@ -107,7 +107,7 @@ def embedding_figure(panels, n_cols: int = 3):
     for ax, (title, train, tests) in zip(axes.flat, panels, strict=False):
         plot_embedding(ax, train, tests, title)
         ax.legend(fontsize=6, loc="best", markerscale=1.2)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig

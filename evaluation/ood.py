@@ -4,18 +4,29 @@ Convention: in-distribution samples are the positives and a HIGHER score means "
 in-distribution" (e.g. the maximum softmax probability). Every function takes the scores of
 the in-distribution samples and of the OOD samples as two 1-D arrays.
 
-    fpr_at_tpr        FPR of OOD samples at the threshold where 95 % of in-dist pass
+scikit-learn computes the ROC curve, the AUROC and the average precision; only what it lacks is
+written here:
+
+    fpr_at_tpr        FPR of OOD samples at the highest threshold where >= 95 % of in-dist pass
     detection_error   min over thresholds of 0.5 (1 - TPR) + 0.5 FPR
-    auroc             area under the ROC curve (ties count one half)
-    aupr_in / aupr_out  average precision with in-dist / OOD as the positive class
+    auroc             sklearn.metrics.roc_auc_score (ties count one half)
+    aupr_in / aupr_out  sklearn.metrics.average_precision_score, in-dist / OOD as positives
 """
 
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
 
 
-def _check(in_scores, out_scores):
+def _labelled(in_scores, out_scores):
+    """(y, s): label 1 for in-distribution, 0 for OOD, and the concatenated scores."""
     a = np.asarray(in_scores, np.float64).ravel()
     b = np.asarray(out_scores, np.float64).ravel()
     if a.size == 0 or b.size == 0:
@@ -24,56 +35,41 @@ def _check(in_scores, out_scores):
         )
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("OOD metrics: scores must be finite")
-    return a, b
+    return np.r_[np.ones(a.size), np.zeros(b.size)], np.r_[a, b]
 
 
 def roc_points(in_scores, out_scores):
-    """(tpr, fpr) at every distinct threshold, from (0, 0) to (1, 1); predicted in-dist when score >= t."""
-    a, b = _check(in_scores, out_scores)
-    thresholds = np.unique(np.concatenate([a, b]))[::-1]  # descending
-    tpr = np.searchsorted(np.sort(-a), -thresholds, side="right") / a.size  # mean(a >= t)
-    fpr = np.searchsorted(np.sort(-b), -thresholds, side="right") / b.size
-    return np.concatenate([[0.0], tpr]), np.concatenate([[0.0], fpr])
+    """(tpr, fpr) at every distinct threshold, from (0, 0) to (1, 1); in-dist when score >= t."""
+    y, s = _labelled(in_scores, out_scores)
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    return tpr, fpr
 
 
 def fpr_at_tpr(in_scores, out_scores, tpr: float = 0.95) -> float:
-    """FPR at the highest threshold whose TPR is at least ``tpr``."""
+    """FPR at the highest threshold whose TPR is at least ``tpr`` (scikit-learn has no such function)."""
     t, f = roc_points(in_scores, out_scores)
     return float(f[np.argmax(t >= tpr - 1e-12)])
 
 
 def detection_error(in_scores, out_scores) -> float:
-    """min over thresholds of 0.5 (1 - TPR) + 0.5 FPR."""
+    """min over thresholds of 0.5 (1 - TPR) + 0.5 FPR (equal priors, as in ODIN's paper)."""
     t, f = roc_points(in_scores, out_scores)
     return float(np.min(0.5 * (1 - t) + 0.5 * f))
 
 
 def auroc(in_scores, out_scores) -> float:
-    """P(score_in > score_out) + 0.5 P(equal) (Mann-Whitney U / (n_in n_out))."""
-    a, b = _check(in_scores, out_scores)
-    from scipy.stats import rankdata
-
-    ranks = rankdata(np.concatenate([a, b]))
-    return float((ranks[: a.size].sum() - a.size * (a.size + 1) / 2) / (a.size * b.size))
-
-
-def average_precision(pos_scores, neg_scores) -> float:
-    """sum_k (R_k - R_{k-1}) P_k over distinct descending thresholds (as scikit-learn)."""
-    a, b = _check(pos_scores, neg_scores)
-    thresholds = np.unique(np.concatenate([a, b]))[::-1]
-    tp = np.searchsorted(np.sort(-a), -thresholds, side="right").astype(float)
-    fp = np.searchsorted(np.sort(-b), -thresholds, side="right").astype(float)
-    precision = tp / (tp + fp)
-    recall = tp / a.size
-    return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
+    y, s = _labelled(in_scores, out_scores)
+    return float(roc_auc_score(y, s))
 
 
 def aupr_in(in_scores, out_scores) -> float:
-    return average_precision(in_scores, out_scores)
+    y, s = _labelled(in_scores, out_scores)
+    return float(average_precision_score(y, s))
 
 
 def aupr_out(in_scores, out_scores) -> float:
-    return average_precision(-np.asarray(out_scores, float), -np.asarray(in_scores, float))
+    y, s = _labelled(in_scores, out_scores)
+    return float(average_precision_score(1 - y, -s))
 
 
 def ood_metrics(in_scores, out_scores, tpr: float = 0.95) -> dict:
@@ -90,15 +86,20 @@ def ood_metrics(in_scores, out_scores, tpr: float = 0.95) -> dict:
 
 
 def per_class_sensitivity(y_true, y_pred, num_classes: int) -> list[float]:
-    """Recall of each class (NaN for a class absent from ``y_true``)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    out = []
-    for c in range(num_classes):
-        n = np.sum(y_true == c)
-        out.append(float(np.sum((y_true == c) & (y_pred == c)) / n) if n else float("nan"))
-    return out
+    """Recall of each class 0..num_classes-1 (NaN for a class absent from ``y_true``)."""
+    values = recall_score(
+        y_true, y_pred, labels=list(range(num_classes)), average=None, zero_division=np.nan
+    )
+    return [float(v) for v in values]
 
 
-def balanced_accuracy(y_true, y_pred, num_classes: int) -> float:
-    """Mean of the per-class sensitivities over the classes present in ``y_true``."""
-    return float(np.nanmean(per_class_sensitivity(y_true, y_pred, num_classes)))
+def balanced_accuracy(y_true, y_pred, num_classes: int | None = None) -> float:
+    """Mean recall over the classes present in ``y_true`` (sklearn ``balanced_accuracy_score``).
+
+    ``num_classes`` is accepted for symmetry with :func:`per_class_sensitivity` and unused.
+    """
+    import warnings
+
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true": expected here
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(np.asarray(y_true), np.asarray(y_pred)))
