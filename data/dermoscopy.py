@@ -359,6 +359,28 @@ def lesion_split(labels, groups, val_fraction: float = 0.1, seed: int = 0):
     return np.sort(train_idx), np.sort(val_idx)
 
 
+def lesion_split_test(
+    labels, groups, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+):
+    """Stratified train / validation / test split grouped by lesion: (train, val, test) indices.
+
+    The test split is cut first (:func:`lesion_split` with ``test_fraction``), then validation
+    from the rest with ``val_fraction / (1 - test_fraction)``, so the three fractions of the whole
+    are about ``1 - val - test``, ``val`` and ``test``. Images of one lesion share one split.
+    Validation serves model selection and ODIN's threshold and tuning; every reported number is
+    measured on test, on which no choice is made.
+    """
+    if not 0 < test_fraction < 1 or not 0 < val_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(
+            "val_fraction and test_fraction must be in (0, 1) with a sum below 1; received "
+            f"{val_fraction} and {test_fraction}"
+        )
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    rest, test = lesion_split(labels, groups, test_fraction, seed)
+    tr, va = lesion_split(labels[rest], groups[rest], val_fraction / (1 - test_fraction), seed)
+    return rest[tr], rest[va], test
+
+
 def inverse_frequency_weights(labels, num_classes: int) -> list[float]:
     """w_c = N / (C * n_c); a class absent from ``labels`` gets weight 1."""
     counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(float)

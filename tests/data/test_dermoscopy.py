@@ -104,6 +104,24 @@ def test_lesion_split_is_grouped_stratified_and_seeded():
     assert not np.array_equal(va, d.lesion_split(labels, groups, 0.1, seed=4)[1])
 
 
+def test_lesion_split_test_is_disjoint_grouped_and_sized():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 600)
+    groups = np.arange(600) // 3  # three images per lesion
+    labels = labels[groups * 3]  # one label per lesion
+    tr, va, te = d.lesion_split_test(labels, groups, 0.1, 0.2, seed=5)
+    assert len(tr) + len(va) + len(te) == 600
+    sets = [set(groups[i]) for i in (tr, va, te)]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert 0.17 < len(te) / 600 < 0.23 and 0.07 < len(va) / 600 < 0.13
+    assert set(labels[va]) == set(labels[te]) == {0, 1, 2}
+    again = d.lesion_split_test(labels, groups, 0.1, 0.2, seed=5)
+    for a, b in zip((tr, va, te), again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="sum below 1"):
+        d.lesion_split_test(labels, groups, 0.5, 0.5)
+
+
 def test_class_weights():
     assert d.inverse_frequency_weights([0, 0, 0, 1], 3) == pytest.approx([4 / 9, 4 / 3, 1.0])
 
