@@ -16,6 +16,27 @@ from keras_losses._base import (
     sum_over_replicas,
 )
 
+# Smoothing of the per-image ratios <TP/FP>, <TP/FN>, P_ap/R_an that the loss records for the
+# adaptive rule (an empty mask with an empty prediction gives 0/0 -> 1, "balanced").
+RATIO_EPS = 1e-6
+# Sec. II-C: "The performance metrics are calculated by thresholding the continuous output
+# layer values with a threshold 0.5": the threshold of the hard counts recorded for the rule.
+HARD_THRESHOLD = 0.5
+
+
+def image_ratios(tp, fp, fn, alpha_p, alpha_n, eps: float = RATIO_EPS):
+    """Per-image ratios (TP/FP, TP/FN, P_ap/R_an) from per-image counts (any backend arrays).
+
+    Formula:
+        r_P = (TP + eps) / (FP + eps),   r_N = (TP + eps) / (FN + eps)
+        r_B = P_ap / R_an = (TP + alpha_n FN + eps) / (TP + alpha_p FP + eps)
+    """
+    return (
+        (tp + eps) / (fp + eps),
+        (tp + eps) / (fn + eps),
+        (tp + alpha_n * fn + eps) / (tp + alpha_p * fp + eps),
+    )
+
 
 def _shortest_float(variable) -> float:
     """The shortest decimal that reads back as the float32 value (0.3, not 0.30000001)."""
@@ -51,9 +72,14 @@ class GeneralizedLoss(keras.losses.Loss):
     losses by R but returns a scalar loss unchanged: the gradient then equals one device's on
     the global batch.
 
-    After every call the loss also stores the soft counts it saw, summed over the batch, in
-    ``self.counts`` (a float32 variable ``[TP, FP, FN]``). The variable aggregates by sum, so
-    under ``tf.distribute`` it holds the counts of the global batch.
+    After every call the loss also records, for the adaptive rules, what it saw in the batch
+    (all float32 variables that aggregate by sum, so under ``tf.distribute`` they hold the
+    global batch): ``counts`` = soft ``[TP, FP, FN]`` summed over the batch; ``hard_counts`` =
+    the same with the prediction thresholded at 0.5; ``ratio_sums`` = ``[[sum_i r_P,i,
+    sum_i r_N,i, sum_i r_B,i]`` for soft counts, the same for hard counts``]`` (the per-image
+    ratios of :func:`image_ratios` under the coefficients the step used, for batch means
+    <TP/FP> etc.); ``num_images``; ``num_pixels`` (pixels of all images of the batch). None of
+    this enters the gradient.
 
     Args:
         alpha_p: weight of false positives in the weighted precision (> 0). Default 1.0.
@@ -117,6 +143,20 @@ class GeneralizedLoss(keras.losses.Loss):
         self.num_images = keras.Variable(
             0.0, dtype="float32", trainable=False, aggregation="sum", name="num_images"
         )
+        self.hard_counts = keras.Variable(
+            [0.0, 0.0, 0.0], dtype="float32", trainable=False, aggregation="sum", name="hard_counts"
+        )
+        self.ratio_sums = keras.Variable(
+            np.zeros((2, 3), "float32"),
+            dtype="float32",
+            trainable=False,
+            aggregation="sum",
+            name="ratio_sums",
+        )
+        # Lets a rule scale pixel thresholds by the image area (pixels per image = this / images).
+        self.num_pixels = keras.Variable(
+            0.0, dtype="float32", trainable=False, aggregation="sum", name="num_pixels"
+        )
 
     # ------------------------------------------------------------------ coefficients
     @property
@@ -146,18 +186,43 @@ class GeneralizedLoss(keras.losses.Loss):
         den = num + alpha_p * fp + beta2 * alpha_n * fn
         return 1.0 - (num + smooth) / (den + smooth)
 
+    def record_batch(self, y_true, y_pred) -> None:
+        """Record this replica's batch statistics (``counts``, ``hard_counts``, ``ratio_sums``,
+        ``num_images``, ``num_pixels``; see the class docstring). Called by :meth:`call`, and by
+        train steps that compute the loss without calling it (the exploratory search)."""
+        y_true = ops.stop_gradient(ops.cast(y_true, "float32"))
+        y_pred = ops.stop_gradient(ops.cast(y_pred, "float32"))
+        alpha_p = ops.convert_to_tensor(self.alpha_p_var)
+        alpha_n = ops.convert_to_tensor(self.alpha_n_var)
+        soft = soft_counts(y_true, y_pred, per_image=True)  # 3 x (batch,)
+        hard_pred = ops.cast(y_pred > HARD_THRESHOLD, "float32")
+        hard = soft_counts(y_true, hard_pred, per_image=True)
+        # The variables sum over replicas, so each gets this replica's sums.
+        self.counts.assign(ops.stack([ops.sum(c) for c in soft]))
+        self.hard_counts.assign(ops.stack([ops.sum(c) for c in hard]))
+        self.ratio_sums.assign(
+            ops.stack(
+                [
+                    ops.stack([ops.sum(r) for r in image_ratios(*soft, alpha_p, alpha_n)]),
+                    ops.stack([ops.sum(r) for r in image_ratios(*hard, alpha_p, alpha_n)]),
+                ]
+            )
+        )
+        shape = ops.shape(y_pred)
+        images = ops.cast(shape[0], "float32")
+        self.num_images.assign(images)
+        self.num_pixels.assign(
+            ops.cast(ops.size(y_pred), "float32") / ops.cast(shape[-1], "float32")
+        )
+
     def call(self, y_true, y_pred):
         check_shapes(y_true, y_pred, type(self).__name__)
         check_unit_interval("y_true", y_true, type(self).__name__)
+        self.record_batch(y_true, y_pred)
         tp, fp, fn = soft_counts(y_true, y_pred, per_image=self.per_image)
-        if self.per_image:
-            self.counts.assign(ops.stack([ops.sum(tp), ops.sum(fp), ops.sum(fn)]))
-        else:
-            # The variable sums over replicas, so it gets this replica's counts.
-            self.counts.assign(ops.stack([tp, fp, fn]))
+        if not self.per_image:
             # Pool over the GLOBAL batch: every replica computes the one-device loss.
             tp, fp, fn = sum_over_replicas(tp), sum_over_replicas(fp), sum_over_replicas(fn)
-        self.num_images.assign(ops.cast(ops.shape(y_pred)[0], "float32"))
         value = self.from_counts(
             tp,
             fp,
@@ -248,7 +313,9 @@ class TverskyLoss(GeneralizedLoss):
         Seo et al., IEEE TMI 2021, eq. (1) with beta2 = 1.
     """
 
-    def __init__(self, alpha=0.5, beta=0.5, per_image=False, smooth=1.0, name="tversky_loss", **kwargs):
+    def __init__(
+        self, alpha=0.5, beta=0.5, per_image=False, smooth=1.0, name="tversky_loss", **kwargs
+    ):
         alpha = check_positive("alpha", alpha)
         beta = check_positive("beta", beta)
         super().__init__(

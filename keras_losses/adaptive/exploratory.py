@@ -39,7 +39,13 @@ import numpy as np
 from keras import ops
 
 from keras_losses._base import register, soft_counts
-from keras_losses.adaptive.trajectory import COEFFICIENTS, GLFTrajectoryRecorder, glf_statistics
+from keras_losses.adaptive.trajectory import (
+    COEFFICIENTS,
+    LIMITS,
+    GLFTrajectoryRecorder,
+    bound_state,
+    glf_statistics,
+)
 
 MODES = ("exact", "first-order", "naive")
 # Fig. 2a: each coefficient -10 %, unchanged or +10 %.
@@ -105,8 +111,10 @@ class ExploratoryGLFModel(keras.Model):
         mode: "exact" (default), "first-order" or "naive"; see the module docstring.
         step: relative change of a coefficient per action. Default 0.1 (Fig. 2a, +-10 %).
         score_training: run scoring passes in training mode (batch statistics). Default True.
-        bounds: ``[lo, hi]`` clip of every candidate coefficient. Default [1e-3, 1e3] (a
-            numerical safety net, not in the paper).
+        bounds: ``[lo, hi]`` clip of every candidate coefficient. Default LIMITS = [1e-6, 1e6]
+            (a numerical floor/ceiling so that a long run cannot underflow to 0, not in the
+            paper, which has no bounds; the trajectory's ``*_bound`` columns record each step
+            at it). Values inside LIMITS clip further (ours).
 
     Reference:
         S. Seo, M. Bassenne, L. Xing, IEEE TMI 40(2), 2021, Sec. II-B and Fig. 2a.
@@ -118,7 +126,7 @@ class ExploratoryGLFModel(keras.Model):
         mode="exact",
         step=DEFAULT_STEP,
         score_training=True,
-        bounds=(1e-3, 1e3),
+        bounds=LIMITS,
         **kwargs,
     ):
         if isinstance(network, dict):
@@ -132,9 +140,9 @@ class ExploratoryGLFModel(keras.Model):
         if not 0 < float(step) < 1:
             raise ValueError(f"ExploratoryGLFModel: `step` must be in (0, 1); received {step}")
         lo, hi = (float(b) for b in bounds)
-        if not 0 < lo <= hi:
+        if not 0 < lo <= hi or lo < LIMITS[0] or hi > LIMITS[1]:
             raise ValueError(
-                f"ExploratoryGLFModel: `bounds` must be 0 < lo <= hi; received {bounds}"
+                f"ExploratoryGLFModel: `bounds` must satisfy {LIMITS[0]:g} <= lo <= hi <= {LIMITS[1]:g}; received {bounds}"
             )
         self.network = network
         self.mode = mode
@@ -280,8 +288,7 @@ class ExploratoryGLFModel(keras.Model):
         used = self._candidates(glf)[KEEP_ACTION]
         chosen = cand[index]
         loss_value = glf.from_counts(tp, fp, fn, used[0], used[1], used[2], glf.smooth)
-        glf.counts.assign(ops.stack([tp, fp, fn]))
-        glf.num_images.assign(ops.cast(ops.shape(y)[0], "float32"))
+        glf.record_batch(y, y_pred)  # before the assignments: ratios under the used coefficients
         glf.alpha_p_var.assign(chosen[0])
         glf.alpha_n_var.assign(chosen[1])
         glf.beta2_var.assign(chosen[2])
@@ -536,6 +543,9 @@ class ExploratoryGLFLogger(GLFTrajectoryRecorder):
         stats = glf_statistics(
             raw["glf_tp"], raw["glf_fp"], raw["glf_fn"], used["alpha_p"], used["alpha_n"]
         )
+        lo, hi = getattr(self.model, "bounds", LIMITS)
+        for c in COEFFICIENTS:
+            stats[f"{c}_bound"] = bound_state(raw[f"glf_next_{c}"], lo, hi)
         row = {
             "batch": batch + 1,
             **used,

@@ -10,6 +10,13 @@ Both adaptive rules log the same row after every optimization step (one row per 
     precision, recall            TP/(TP+FP), TP/(TP+FN)
     tp_fp, tp_fn                 <TP/FP>, <TP/FN> (ratio of the batch means = ratio of the sums)
     p_r_ratio                    weighted precision / weighted recall, P_ap / R_an
+    rule_p, rule_n, rule_b       deterministic rule only: the statistics it banded for alpha_P,
+                                 alpha_N, beta^2 (per its options: per-image or pooled, soft or
+                                 hard counts, P_ap/R_an or beta^2 P_ap/R_an)
+    guard                        deterministic rule only: coefficients the divergence guard froze
+                                 ("alpha_p alpha_n", "alpha_p", ... or empty)
+    alpha_p_bound, ...           where the next value sits: "floor"/"ceiling" (the numeric limits
+                                 LIMITS), "lo"/"hi" (a clip bound given by the user) or empty
     score                        exploratory rule only: distance ||p - y|| of the chosen action
 
 The rows go to ``glf_trajectory.csv`` (rewritten atomically at every epoch end), to
@@ -32,6 +39,13 @@ import numpy as np
 
 COEFFICIENTS = ("alpha_p", "alpha_n", "beta2")
 STATISTICS = ("precision", "recall", "tp_fp", "tp_fn", "p_r_ratio")
+BOUND_FIELDS = tuple(f"{c}_bound" for c in COEFFICIENTS)
+TEXT_FIELDS = ("action", "guard", *BOUND_FIELDS)
+# Numeric floor and ceiling of every adaptive coefficient (ours, not the paper's, which has
+# no bounds): far from any value a working rule visits, and inside float32, so that a long
+# run never crashes (beta^2 halved at every step underflows to 0 in float32 after ~150 steps,
+# and a coefficient of 0 is refused). How often a run sits there is logged per step.
+LIMITS = (1e-6, 1e6)
 CSV_FIELDS = (
     "iteration",
     "epoch",
@@ -44,6 +58,11 @@ CSV_FIELDS = (
     "fn",
     "images",
     *STATISTICS,
+    "rule_p",
+    "rule_n",
+    "rule_b",
+    "guard",
+    *BOUND_FIELDS,
     "score",
 )
 LOG_KEYS = (*COEFFICIENTS, *STATISTICS)
@@ -84,10 +103,64 @@ def read_trajectory(path) -> list[dict]:
     for row in rows:
         out.append(
             {
-                k: (v if k == "action" else (float(v) if v not in ("", None) else math.nan))
+                k: (v if k in TEXT_FIELDS else (float(v) if v not in ("", None) else math.nan))
                 for k, v in row.items()
             }
         )
+    return out
+
+
+def bound_state(value: float, lo: float | None, hi: float | None) -> str:
+    """Where a float32 coefficient sits: "floor"/"ceiling" at the numeric LIMITS, "lo"/"hi" at
+    another clip bound, "" inside."""
+    value = float(np.float32(value))
+    if lo is not None and value <= float(np.float32(lo)):
+        return "floor" if float(np.float32(lo)) <= float(np.float32(LIMITS[0])) else "lo"
+    if hi is not None and value >= float(np.float32(hi)):
+        return "ceiling" if float(np.float32(hi)) >= float(np.float32(LIMITS[1])) else "hi"
+    return ""
+
+
+def summarize_trajectory(rows: list[dict], band=(0.5, 2.0)) -> dict:
+    """What a trajectory did, for reports (Seo et al. 2021, Fig. 6: "The parameters alpha_P and
+    alpha_N oscillate around 1 while the parameter beta^2 remains larger than 1").
+
+    Returns final values, per coefficient the fraction of steps whose next value sat at the
+    floor/ceiling (LIMITS) or at a user clip bound, the fraction of steps the guard froze
+    alpha_P/alpha_N, the fraction of steps alpha_P, alpha_N lay in ``band`` and beta^2 > 1, and
+    whether each held for most (> 50 %) of training.
+    """
+    n = len(rows)
+    if n == 0:
+        return {"steps": 0}
+    out = {"steps": n, "final": {c: float(rows[-1][f"next_{c}"]) for c in COEFFICIENTS}}
+    at = {}
+    for c in COEFFICIENTS:
+        states = [str(r.get(f"{c}_bound", "") or "") for r in rows]
+        at[c] = {
+            "floor_or_ceiling": sum(s in ("floor", "ceiling") for s in states) / n,
+            "clip_bound": sum(s in ("lo", "hi") for s in states) / n,
+        }
+    out["at_bound_fraction"] = at
+    out["max_at_bound_fraction"] = max(v["floor_or_ceiling"] + v["clip_bound"] for v in at.values())
+    guard = [str(r.get("guard", "") or "") for r in rows]
+    out["guard_fraction"] = {
+        "alpha_p": sum("alpha_p" in g for g in guard) / n,
+        "alpha_n": sum("alpha_n" in g for g in guard) / n,
+    }
+    lo, hi = band
+    inside = {
+        c: sum(lo <= float(r[f"next_{c}"]) <= hi for r in rows) / n for c in ("alpha_p", "alpha_n")
+    }
+    above = sum(float(r["next_beta2"]) > 1.0 for r in rows) / n
+    out["fig6"] = {
+        "alpha_p_in_band_fraction": inside["alpha_p"],
+        "alpha_n_in_band_fraction": inside["alpha_n"],
+        "beta2_above_1_fraction": above,
+        "band": list(band),
+        "alphas_in_band_most_of_training": inside["alpha_p"] > 0.5 and inside["alpha_n"] > 0.5,
+        "beta2_above_1_most_of_training": above > 0.5,
+    }
     return out
 
 

@@ -75,8 +75,9 @@ def test_band_edges_are_symmetric_in_log_scale(ratio, band):
 
 
 # Pooled counts of one batch (tp, fp, fn, images) -> expected factors (alpha_p, alpha_n, beta2).
-# Hand computation with default thresholds (1/15, 1/5, 5, 15), guard "below" (FP/img < 5, FN/img < 1)
-# and eps negligible. P/R ratio = (TP + alpha_n FN) / (TP + alpha_p FP) at coefficients (1, 1, 1).
+# Hand computation with default thresholds (1/15, 1/5, 5, 15), statistic "pooled", guard
+# "reversed" (freezes while FP/img < 5, FN/img < 1: NOT the paper's) and eps negligible.
+# P/R ratio = (TP + alpha_n FN) / (TP + alpha_p FP) at coefficients (1, 1, 1).
 RULE_CASES = [
     # TP/FP = 10/200 = 0.05 < 1/15 -> x0.5; TP/FN = 10/40 = 0.25 -> x1; P/R = 50/210 = 0.238 -> x1
     ((10.0, 200.0, 40.0, 4.0), (0.5, 1.0, 1.0)),
@@ -90,35 +91,210 @@ RULE_CASES = [
     # P/R = (10 + 400) / (10 + 10) = 20.5 > 15 -> beta2 x0.5; TP/FP = 1 -> x1; TP/FN = 1/40 -> x0.5
     ((10.0, 10.0, 400.0, 1.0), (1.0, 0.5, 0.5)),
 ]
+START = {"alpha_p": 1.0, "alpha_n": 1.0, "beta2": 1.0}
 
 
 @pytest.mark.parametrize("counts, factors", RULE_CASES)
 def test_deterministic_rule_table(counts, factors):
-    cb = DeterministicGLFCallback(keras_losses.GeneralizedLoss())
-    start = {"alpha_p": 1.0, "alpha_n": 1.0, "beta2": 1.0}
-    new, stats, action = cb.next_coefficients(*counts, start)
+    cb = DeterministicGLFCallback(
+        keras_losses.GeneralizedLoss(), guard_mode="reversed", statistic="pooled"
+    )
+    new, stats, action = cb.next_coefficients(*counts, START)
     assert (new["alpha_p"], new["alpha_n"], new["beta2"]) == pytest.approx(factors)
     tp, fp, fn, _ = counts
     assert stats["tp_fp"] == pytest.approx(tp / fp)
+    assert stats["rule_p"] == pytest.approx(tp / fp)
     assert stats["precision"] == pytest.approx(tp / (tp + fp))
     assert stats["recall"] == pytest.approx(tp / (tp + fn))
     assert action == " ".join(f"x{f:g}" for f in factors)
 
 
-def test_guard_modes_and_bounds():
+# Guard direction of each mode, on hand-made pooled counts (tp, fp, fn, images). Without a
+# guard both cases move both alphas: EARLY has TP/FP = 10/200 < 1/15 (alpha_p x0.5) and
+# TP/FN = 10/400 < 1/15 (alpha_n x0.5); LATE has TP/FP = 100/4 = 25 > 15 (x1.5) and
+# TP/FN = 100/1 > 15 (x1.5).
+EARLY = (10.0, 200.0, 400.0, 4.0)  # <FP> = 50 > 5, <FN> = 100 > 1
+LATE = (100.0, 4.0, 1.0, 2.0)  # <FP> = 2 < 5, <FN> = 0.5 < 1
+GUARD_CASES = [
+    # Fig. 2 caption: "not updated when <FP> > 5 and <FN> > 1, respectively"
+    ("literal", EARLY, (1.0, 1.0), "alpha_p alpha_n"),
+    ("literal", LATE, (1.5, 1.5), ""),
+    ("reversed", EARLY, (0.5, 0.5), ""),
+    ("reversed", LATE, (1.0, 1.0), "alpha_p alpha_n"),
+    ("off", EARLY, (0.5, 0.5), ""),
+    ("off", LATE, (1.5, 1.5), ""),
+    ("above", EARLY, (1.0, 1.0), "alpha_p alpha_n"),  # old name of "literal"
+    ("below", LATE, (1.0, 1.0), "alpha_p alpha_n"),  # old name of "reversed"
+]
+
+
+@pytest.mark.parametrize("mode, counts, alphas, frozen", GUARD_CASES)
+def test_guard_direction_of_each_mode(mode, counts, alphas, frozen):
+    cb = DeterministicGLFCallback(
+        keras_losses.GeneralizedLoss(), guard_mode=mode, statistic="pooled"
+    )
+    new, stats, _ = cb.next_coefficients(*counts, START)
+    assert (new["alpha_p"], new["alpha_n"]) == alphas
+    assert stats["guard"] == frozen
+
+
+def test_guard_freezes_each_coefficient_on_its_own_count():
+    cb = DeterministicGLFCallback(keras_losses.GeneralizedLoss(), statistic="pooled")
+    assert cb.guard_mode == "literal"  # the paper's direction is the default
+    # <FP> = 200/4 = 50 > 5 freezes alpha_p; <FN> = 0.5/4 <= 1 lets alpha_n move
+    new, stats, _ = cb.next_coefficients(10.0, 200.0, 0.5, 4.0, START)
+    assert stats["guard"] == "alpha_p"
+    assert new["alpha_p"] == 1.0 and new["alpha_n"] == 1.5  # TP/FN = 20 > 15
+    # <FP> = 20/4 = 5 exactly is not "> 5": alpha_p moves (TP/FP = 1/20 < 1/15 -> x0.5)
+    new, stats, _ = cb.next_coefficients(1.0, 20.0, 0.5, 4.0, START)
+    assert stats["guard"] == "" and new["alpha_p"] == 0.5  # TP/FP = 1/20 < 1/15
+
+
+def test_guard_thresholds_scaled_by_area():
     loss = keras_losses.GeneralizedLoss()
-    start = {"alpha_p": 1.0, "alpha_n": 1.0, "beta2": 1.0}
-    counts = (100.0, 4.0, 1.0, 2.0)  # FP/img = 2, FN/img = 0.5: tiny, the ratios explode
-    literal = DeterministicGLFCallback(loss, guard_mode="above")
-    assert literal.next_coefficients(*counts, start)[0]["alpha_p"] == 1.5
-    off = DeterministicGLFCallback(loss, guard_mode="off")
-    assert off.next_coefficients(*counts, start)[0]["alpha_n"] == 1.5
-    # the literal guard freezes alpha_p when FP/img > 5 (here 200/4 = 50), where the
-    # default lets it move
-    early = (10.0, 200.0, 40.0, 4.0)
-    assert literal.next_coefficients(*early, start)[0]["alpha_p"] == 1.0
-    bounded = DeterministicGLFCallback(loss, guard_mode="off", bounds={"alpha_n": [0.5, 1.2]})
-    assert bounded.next_coefficients(*counts, start)[0]["alpha_n"] == pytest.approx(1.2)
+    plain = DeterministicGLFCallback(loss, statistic="pooled")
+    scaled = DeterministicGLFCallback(loss, statistic="pooled", guard_scale="area")
+    # 128x128 = 1/16 of 512x512: thresholds 5/16 and 1/16 px per image
+    assert scaled.guard_thresholds(128 * 128) == pytest.approx((5 / 16, 1 / 16))
+    assert plain.guard_thresholds(128 * 128) == (5.0, 1.0)
+    counts = (10.0, 8.0, 0.8, 4.0)  # <FP> = 2, <FN> = 0.2: under 5 and 1, over 5/16 and 1/16
+    assert plain.next_coefficients(*counts, START, pixels_per_image=16384)[1]["guard"] == ""
+    assert (
+        scaled.next_coefficients(*counts, START, pixels_per_image=16384)[1]["guard"]
+        == "alpha_p alpha_n"
+    )
+    with pytest.raises(ValueError, match="pixels per image"):
+        scaled.next_coefficients(*counts, START)
+
+
+def test_per_image_mean_and_pooled_ratio_differ_by_hand():
+    # shape: 2 images. Image 1: TP 100, FP 1 (ratio 100); image 2: TP 0, FP 99 (ratio ~0).
+    tp, fp, fn = [100.0, 0.0], [1.0, 99.0], [10.0, 0.0]
+    loss = keras_losses.GeneralizedLoss()
+    per_image = DeterministicGLFCallback(loss, guard_mode="off")
+    pooled = DeterministicGLFCallback(loss, guard_mode="off", statistic="pooled")
+    s_img = per_image.next_coefficients(tp, fp, fn, 2, START)[1]
+    s_pool = pooled.next_coefficients(tp, fp, fn, 2, START)[1]
+    eps = 1e-6
+    assert s_img["rule_p"] == pytest.approx((100 / 1 + eps / (99 + eps)) / 2)  # 50: band 4
+    assert s_pool["rule_p"] == pytest.approx(100 / 100)  # 1: band 2
+    # image 2 has no tumour and no FN: its TP/FN is 0/0 -> 1 by the smoothing
+    assert s_img["rule_n"] == pytest.approx((100 / 10 + 1.0) / 2)
+    assert s_pool["rule_n"] == pytest.approx(100 / 10)
+    assert per_image.next_coefficients(tp, fp, fn, 2, START)[0]["alpha_p"] == 1.5
+    assert pooled.next_coefficients(tp, fp, fn, 2, START)[0]["alpha_p"] == 1.0
+    # scalar sums need the per-image means for the per-image form
+    with pytest.raises(ValueError, match="ratio_means"):
+        per_image.next_coefficients(100.0, 100.0, 10.0, 2, START)
+
+
+def test_loss_records_per_image_ratios_soft_and_hard():
+    # shape: (2, 2, 2, 1)
+    y = np.array([[[[1], [1]], [[0], [0]]], [[[0], [0]], [[0], [0]]]], "float32")
+    p = np.array([[[[0.9], [0.4]], [[0.6], [0.1]]], [[[0.2], [0.7]], [[0.0], [0.0]]]], "float32")
+    loss = keras_losses.GeneralizedLoss(alpha_p=0.5, alpha_n=2.0)
+    loss(y, p)
+    # soft: image 1 TP 1.3, FP 0.7, FN 0.7; image 2 TP 0, FP 0.9, FN 0
+    # hard (> 0.5): image 1 TP 1, FP 1, FN 1; image 2 TP 0, FP 1, FN 0
+    soft = ([1.3, 0.0], [0.7, 0.9], [0.7, 0.0])
+    hard = ([1.0, 0.0], [1.0, 1.0], [1.0, 0.0])
+    np.testing.assert_allclose(loss.counts.numpy(), [1.3, 1.6, 0.7], rtol=1e-6)
+    np.testing.assert_allclose(loss.hard_counts.numpy(), [1.0, 2.0, 1.0], rtol=1e-6)
+    assert float(loss.num_images.numpy()) == 2.0 and float(loss.num_pixels.numpy()) == 8.0
+    for row, (tp, fp, fn) in enumerate((soft, hard)):
+        tp, fp, fn = (np.array(v, "float64") for v in (tp, fp, fn))
+        eps = 1e-6
+        expected = [
+            np.sum((tp + eps) / (fp + eps)),
+            np.sum((tp + eps) / (fn + eps)),
+            np.sum((tp + 2.0 * fn + eps) / (tp + 0.5 * fp + eps)),
+        ]
+        np.testing.assert_allclose(loss.ratio_sums.numpy()[row], expected, rtol=1e-5)
+        # the callback's per-image form reads the same means the numpy reference gives
+        kind = "soft" if row == 0 else "hard"
+        cb = DeterministicGLFCallback(loss, counts=kind, guard_mode="off")
+        coefficients = {"alpha_p": 0.5, "alpha_n": 2.0, "beta2": 1.0}
+        from_loss = cb.next_coefficients(
+            *cb._read_batch()[:4], coefficients, ratio_means=cb._read_batch()[4]
+        )[1]
+        by_hand = cb.next_coefficients(tp, fp, fn, 2, coefficients)[1]
+        for key in ("rule_p", "rule_n", "rule_b"):
+            assert from_loss[key] == pytest.approx(by_hand[key], rel=1e-5)
+
+
+def test_beta2_statistic_with_and_without_beta2():
+    # P/R = (TP + FN) / (TP + FP) = 2 / 22 = 0.0909: band 1 (beta2 x1.25).
+    # With beta2 = 10, beta2 P/R = 0.909: band 2 (x1), the relative weight is balanced.
+    counts = (1.0, 21.0, 1.0, 1.0)
+    coefficients = {"alpha_p": 1.0, "alpha_n": 1.0, "beta2": 10.0}
+    loss = keras_losses.GeneralizedLoss()
+    p_r = DeterministicGLFCallback(loss, guard_mode="off", statistic="pooled")
+    weighted = DeterministicGLFCallback(
+        loss, guard_mode="off", statistic="pooled", beta2_statistic="beta2_p_r"
+    )
+    assert p_r.next_coefficients(*counts, coefficients)[0]["beta2"] == pytest.approx(12.5)
+    new, stats, _ = weighted.next_coefficients(*counts, coefficients)
+    assert new["beta2"] == 10.0 and stats["rule_b"] == pytest.approx(10 * 2 / 22)
+
+
+def test_floor_and_ceiling_keep_a_long_run_alive():
+    from keras_losses.adaptive.trajectory import LIMITS
+
+    loss = keras_losses.GeneralizedLoss()
+    cb = DeterministicGLFCallback(loss, guard_mode="off", statistic="pooled")
+    coefficients = dict(START)
+    # TP/FP tiny (alpha_p x0.5), TP/FN huge (alpha_n x1.5), P/R huge (beta2 x0.5), forever:
+    # without the limits beta2 reaches 0 in float32 after ~150 halvings
+    states = []
+    for _ in range(300):
+        coefficients, stats, _ = cb.next_coefficients(1.0, 1e5, 1e-3, 1.0, coefficients)
+        loss.set_coefficients(**coefficients)  # never raises: no coefficient reaches 0
+        states.append((stats["alpha_p_bound"], stats["alpha_n_bound"], stats["beta2_bound"]))
+    assert coefficients["alpha_p"] == pytest.approx(LIMITS[0])
+    assert coefficients["beta2"] == pytest.approx(LIMITS[0])
+    assert coefficients["alpha_n"] == pytest.approx(LIMITS[1])
+    assert states[0] == ("", "", "") and states[-1] == ("floor", "ceiling", "floor")
+    # a user clip is reported as lo/hi, not as the numeric floor/ceiling
+    clipped = DeterministicGLFCallback(
+        loss, guard_mode="off", statistic="pooled", bounds={"alpha_p": [0.1, 10]}
+    )
+    stats = clipped.next_coefficients(1.0, 1e5, 1e-3, 1.0, {**START, "alpha_p": 0.1})[1]
+    assert stats["alpha_p_bound"] == "lo"
+
+
+def test_exploratory_candidates_stop_at_the_floor():
+    from keras_losses.adaptive.trajectory import LIMITS
+
+    loss = keras_losses.GeneralizedLoss(alpha_p=LIMITS[0], alpha_n=1.0, beta2=LIMITS[1])
+    model = ExploratoryGLFModel(tiny_unet())
+    assert model.bounds == LIMITS
+    cand = model._candidates(loss).numpy()
+    assert cand[:, 0].min() == pytest.approx(LIMITS[0]) and cand[:, 2].max() == pytest.approx(
+        LIMITS[1]
+    )
+    with pytest.raises(ValueError, match="bounds"):
+        ExploratoryGLFModel(tiny_unet(), bounds=(0.0, 1.0))
+
+
+def test_trajectory_summary_counts_bounds_guard_and_fig6_band():
+    from keras_losses.adaptive.trajectory import summarize_trajectory
+
+    rows = [
+        {"next_alpha_p": 1.0, "next_alpha_n": 1.0, "next_beta2": 2.0, "guard": "alpha_p"},
+        {"next_alpha_p": 1e-6, "next_alpha_n": 0.7, "next_beta2": 3.0, "alpha_p_bound": "floor"},
+        {"next_alpha_p": 0.1, "next_alpha_n": 5.0, "next_beta2": 0.5, "alpha_p_bound": "lo"},
+        {"next_alpha_p": 1.2, "next_alpha_n": 1.0, "next_beta2": 1.5, "guard": "alpha_p alpha_n"},
+    ]
+    s = summarize_trajectory(rows)
+    assert s["final"] == {"alpha_p": 1.2, "alpha_n": 1.0, "beta2": 1.5}
+    assert s["at_bound_fraction"]["alpha_p"] == {"floor_or_ceiling": 0.25, "clip_bound": 0.25}
+    assert s["max_at_bound_fraction"] == 0.5
+    assert s["guard_fraction"] == {"alpha_p": 0.5, "alpha_n": 0.25}
+    assert s["fig6"]["alpha_p_in_band_fraction"] == 0.5
+    assert s["fig6"]["alpha_n_in_band_fraction"] == 0.75
+    assert s["fig6"]["beta2_above_1_fraction"] == 0.75
+    assert not s["fig6"]["alphas_in_band_most_of_training"]
+    assert s["fig6"]["beta2_above_1_most_of_training"]
 
 
 @pytest.mark.parametrize(
@@ -127,6 +303,10 @@ def test_guard_modes_and_bounds():
         ({"thresholds": (5, 1, 10, 15)}, "strictly increasing"),
         ({"alpha_p_factors": (1, 1, 1)}, "alpha_p_factors"),
         ({"guard_mode": "sideways"}, "guard_mode"),
+        ({"statistic": "median"}, "statistic"),
+        ({"counts": "fuzzy"}, "counts"),
+        ({"beta2_statistic": "r_p"}, "beta2_statistic"),
+        ({"guard_scale": "volume"}, "guard_scale"),
         ({"bounds": {"gamma": [1, 2]}}, "bounds"),
     ],
 )
@@ -138,7 +318,14 @@ def test_bad_configuration_is_refused(kwargs, message):
 def test_callback_config_round_trip():
     loss = keras_losses.GeneralizedLoss(alpha_p=0.5, beta2=2.0)
     cb = DeterministicGLFCallback(
-        loss, thresholds=(0.1, 0.5, 2, 10), guard_mode="above", bounds={"beta2": [0.1, 10]}
+        loss,
+        thresholds=(0.1, 0.5, 2, 10),
+        guard_mode="reversed",
+        statistic="pooled",
+        counts="hard",
+        beta2_statistic="beta2_p_r",
+        guard_scale="area",
+        bounds={"beta2": [0.1, 10]},
     )
     config = keras.saving.serialize_keras_object(cb)
     restored = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
@@ -372,6 +559,7 @@ def _synthetic_trajectory(path, rule):
     for it in range(1, 41):
         tp, fp, fn = 5.0 * it, 400.0 / it, 60.0 / it
         new, stats, action = rule.next_coefficients(tp, fp, fn, 4.0, coefficients)
+        stats = {k: v for k, v in stats.items() if k in CSV_FIELDS}
         rows.append(
             {"iteration": it, "epoch": 1, "batch": it, **coefficients}
             | {f"next_{c}": v for c, v in new.items()}
@@ -388,12 +576,15 @@ def _synthetic_trajectory(path, rule):
 def test_figures_from_trajectories(tmp_path):
     loss = keras_losses.GeneralizedLoss()
     csvs = {
-        "det": _synthetic_trajectory(tmp_path / "a.csv", DeterministicGLFCallback(loss)),
-        "det-literal-guard": _synthetic_trajectory(
-            tmp_path / "b.csv", DeterministicGLFCallback(loss, guard_mode="above")
+        "det": _synthetic_trajectory(
+            tmp_path / "a.csv", DeterministicGLFCallback(loss, statistic="pooled")
+        ),
+        "det-reversed-guard": _synthetic_trajectory(
+            tmp_path / "b.csv",
+            DeterministicGLFCallback(loss, guard_mode="reversed", statistic="pooled"),
         ),
     }
-    assert read_trajectory(csvs["det"])[-1]["next_alpha_p"] != 1.0
+    assert read_trajectory(csvs["det-reversed-guard"])[-1]["next_alpha_p"] != 1.0
     fig6 = plot_coefficients(csvs, tmp_path / "fig6.png")
     fig7 = plot_tversky_trajectory(csvs, tmp_path / "fig7.png")
     for png in (fig6, fig7):
