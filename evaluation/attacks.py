@@ -114,6 +114,7 @@ def attack_dice(
     threshold: float = 0.5,
     return_predictions: bool = False,
     ranking: str = "signed",
+    return_counts: bool = False,
 ):
     """Dice of every image under every attack level, batched on the graph.
 
@@ -128,10 +129,13 @@ def attack_dice(
         return_predictions: also return the ``(M, L, H, W, C)`` predicted probabilities
             (for figures; memory grows with M * L).
         ranking: ``"signed"`` (default) or ``"magnitude"``, see :func:`top_gradient_attack`.
+        return_counts: also return ``(M, L, 2)`` counts ``[|T & P|, |T| + |P|]`` of every
+            image and level, from which the Dice pooled over images is
+            ``2 sum(counts[..., 0]) / sum(counts[..., 1])``.
 
     Returns:
-        ``(M, L)`` Dice scores (empty truth and empty prediction score 1), and the predictions
-        if asked for.
+        ``(M, L)`` Dice scores (empty truth and empty prediction score 1), then the
+        predictions and the counts if asked for, in that order.
     """
     import tensorflow as tf
 
@@ -178,23 +182,26 @@ def attack_dice(
         inter = tf.reduce_sum(pred * truth, axis=(1, 2, 3))
         total = tf.reduce_sum(pred, axis=(1, 2, 3)) + tf.reduce_sum(truth, axis=(1, 2, 3))
         dice = tf.where(total > 0, 2.0 * inter / tf.maximum(total, 1.0), 1.0)
-        return dice, prob
+        return dice, prob, tf.stack([inter, total], axis=-1)
 
     pairs_img = np.repeat(np.arange(m, dtype=np.int32), levels)
     pairs_lvl = np.tile(np.arange(levels, dtype=np.int32), m)
-    dice, probs = [], []
+    dice, probs, counts = [], [], []
     for start in range(0, m * levels, batch_size):
-        d, p = run(
+        d, p, c = run(
             tf.constant(pairs_img[start : start + batch_size]),
             tf.constant(pairs_lvl[start : start + batch_size]),
         )
         dice.append(d.numpy())
+        counts.append(c.numpy())
         if return_predictions:
             probs.append(p.numpy())
-    dice = np.concatenate(dice).reshape(m, levels).astype(np.float64)
+    out = [np.concatenate(dice).reshape(m, levels).astype(np.float64)]
     if return_predictions:
-        return dice, np.concatenate(probs).reshape((m, levels, *images.shape[1:]))
-    return dice
+        out.append(np.concatenate(probs).reshape((m, levels, *images.shape[1:])))
+    if return_counts:
+        out.append(np.concatenate(counts).reshape(m, levels, 2).astype(np.float64))
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 def random_values(

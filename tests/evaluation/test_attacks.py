@@ -76,6 +76,21 @@ def test_attack_dice_magnitude_ranking_equals_signed_ranking_of_abs_gradients():
     assert not np.array_equal(mag, attack_dice(model, images, masks, grads, n, v))
 
 
+def test_attack_dice_counts_give_the_pooled_dice():
+    # shape: (2, 2, 2, 1), second rows empty; pixel_model predicts foreground where x > 0.3
+    images = np.zeros((2, 2, 2, 1), np.float32)
+    masks = np.zeros((2, 2, 2, 1), np.float32)
+    images[0, 0, :, 0], masks[0, 0, :, 0] = [0.9, 0.0], [1, 1]
+    images[1, 0, :, 0], masks[1, 0, :, 0] = [0.9, 0.9], [1, 0]
+    grads = np.zeros_like(images)
+    dice, counts = attack_dice(pixel_model(2), images, masks, grads, [0], [0.0], return_counts=True)
+    # image 0: TP 1, |T| + |P| = 3; image 1: TP 1, |T| + |P| = 3
+    np.testing.assert_allclose(counts[:, 0], [[1, 3], [1, 3]])
+    np.testing.assert_allclose(dice[:, 0], [2 / 3, 2 / 3])
+    pooled = 2 * counts[..., 0].sum(0) / counts[..., 1].sum(0)
+    np.testing.assert_allclose(pooled, [4 / 6])
+
+
 def test_unknown_ranking_is_refused():
     x = np.zeros((1, 2, 2, 1), np.float32)
     with pytest.raises(
