@@ -35,6 +35,7 @@ from typing import Optional
 
 import numpy as np
 
+from data import validate
 from data.cache import (
     IMAGE_SCALE,
     SliceCache,
@@ -180,9 +181,7 @@ def _volume_units(cases, task: str, window) -> list[Unit]:
 def _volume_header(case):
     def header() -> int:
         shape = nifti_shape(case.image)
-        label_shape = nifti_shape(case.label)
-        if label_shape != shape:
-            raise DataError(f"{case.label}: label shape {label_shape} does not match image shape {shape} of {case.image}")
+        validate.raise_problems(validate.check_shapes_match(shape, nifti_shape(case.label), case.image, case.label))
         return shape[2]
 
     return header
@@ -192,13 +191,10 @@ def _volume_loader(case, allowed, tumour, window):
     def load():
         hu = load_canonical(case.image, np.float32)
         labels = load_canonical(case.label, np.float32)  # LiTS stores some segmentations as float
-        if labels.shape != hu.shape:
-            raise DataError(f"{case.label}: label shape {labels.shape} does not match image shape {hu.shape} of {case.image}")
         labels = np.rint(labels).astype(np.int16)
-        found = np.unique(labels)
-        unexpected = [int(v) for v in found if v not in allowed]
-        if unexpected:
-            raise DataError(f"Expected labels in {{{', '.join(map(str, allowed))}}}; found {unexpected} in {case.label}")
+        problems = validate.check_shapes_match(hu.shape, labels.shape, case.image, case.label)
+        problems += validate.check_array(labels, case.label, labels=allowed, what="label values")
+        validate.raise_problems(problems)
         # Axial slices along the last (canonical S) axis, turned so anterior is up as on screen.
         images = np.rot90(np.moveaxis(apply_window(hu, window), 2, 0), axes=(1, 2))
         masks = np.rot90(np.moveaxis(labels == tumour, 2, 0), axes=(1, 2))
@@ -259,12 +255,9 @@ def _with_size_check(unit: Unit, cfg: CTDataConfig) -> Unit:
         images, masks, ids, idx = inner()
         if not cfg.allow_upsample:
             for image in images:
-                if min(image.shape) < cfg.image_size:
-                    where = unit.files[0] if unit.files else unit.name
-                    raise DataError(
-                        f"{where}: slices are {image.shape[0]}x{image.shape[1]}, smaller than the model input "
-                        f"{cfg.image_size}x{cfg.image_size}; pass --image-size {min(image.shape)} or less "
-                        "(or --allow-upsample)")
+                validate.raise_problems(validate.check_min_size(
+                    image.shape, (cfg.image_size, cfg.image_size), unit.files[0] if unit.files else unit.name,
+                    hint=f"pass --image-size {min(image.shape)} or less (or --allow-upsample)"))
         return images, masks, ids, idx
 
     return dataclasses.replace(unit, load=load)

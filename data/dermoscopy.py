@@ -20,7 +20,6 @@ Images are decoded once into a uint8 array (``tf.numpy_function`` in a ``map`` w
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.msd import DataError
+from data import validate
+from data.validate import DataError
 
 log = logging.getLogger(__name__)
 
@@ -60,30 +60,18 @@ class Record:
     mask: Path | None = None
 
 
-def _read_csv(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"{path}: cannot read the CSV ({err})") from None
+def _read_csv(path: Path, columns=()) -> list[dict]:
+    """The rows of a CSV that must exist, decode and hold ``columns``, and list at least one image."""
+    rows, problems = validate.read_csv_rows(path, columns)
+    validate.raise_problems(problems)
+    if not rows:
+        raise DataError(f"{path} lists no images")
     return rows
 
 
-def _require_columns(path: Path, rows: list[dict], columns) -> None:
-    have = set(rows[0]) if rows else set()
-    missing = [c for c in columns if c not in have]
-    if missing:
-        raise DataError(
-            f"{path}: expected columns {', '.join(columns)}; missing {', '.join(missing)} (found {', '.join(sorted(have))})"
-        )
-
-
 def _isic_labels(path: Path) -> dict[str, str]:
-    rows = _read_csv(path)
-    if not rows:
-        raise DataError(f"{path} lists no images")
+    rows = _read_csv(path, ("image", *[c for c in ISIC_CLASSES if c != "UNK"][:5]))
     present = [c for c in ISIC_CLASSES if c in rows[0]]
-    _require_columns(path, rows, ("image", *[c for c in ISIC_CLASSES if c != "UNK"][:5]))
     labels = {}
     for i, row in enumerate(rows):
         try:
@@ -102,11 +90,7 @@ def _isic_labels(path: Path) -> dict[str, str]:
 
 
 def _ham_rows(path: Path) -> list[dict]:
-    rows = _read_csv(path)
-    if not rows:
-        raise DataError(f"{path} lists no images")
-    _require_columns(path, rows, ("lesion_id", "image_id", "dx"))
-    return rows
+    return _read_csv(path, ("lesion_id", "image_id", "dx"))
 
 
 def detect_layout(root) -> str:
@@ -148,7 +132,8 @@ def list_dermoscopy(root, layout: str = "auto") -> tuple[list[Record], list[str]
         labels = _isic_labels(root / ISIC_CSV)
         meta = root / ISIC_METADATA_CSV
         if meta.is_file():
-            rows = _read_csv(meta)
+            rows, problems = validate.read_csv_rows(meta)
+            validate.raise_problems(problems)
             if rows and "lesion_id" in rows[0]:
                 for row in rows:
                     if row.get("lesion_id", "").strip():
@@ -303,15 +288,13 @@ def load_images(
 
 
 def check_images(records) -> list[str]:
-    """Every problem with the listed files (unreadable images or masks), one line each."""
-    import cv2
-
+    """Every problem with the listed files (images or masks that do not decode completely,
+    truncated ones included), one line each (``train.py --task isic --check-data``)."""
     problems = []
     for rec in records:
-        if cv2.imread(str(rec.path), cv2.IMREAD_COLOR) is None:
-            problems.append(f"{rec.path}: not a readable image")
-        if rec.mask is not None and cv2.imread(str(rec.mask), cv2.IMREAD_GRAYSCALE) is None:
-            problems.append(f"{rec.mask}: not a readable mask")
+        problems += validate.check_image(rec.path)
+        if rec.mask is not None:
+            problems += validate.check_image(rec.mask)
     return problems
 
 

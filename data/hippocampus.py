@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.msd import Case, DataError, list_msd_cases, load_label, load_nifti
+from data import validate
+from data.msd import Case, list_msd_cases, load_label, load_nifti
 
 LABELS = (0, 1, 2)  # background, anterior, posterior (MSD Task04 dataset.json)
 SCALINGS = ("max", "percentile")
@@ -93,10 +94,9 @@ def scale_intensities(volume: np.ndarray, settings: SliceSettings) -> np.ndarray
 def pad_slices(volume: np.ndarray, size: int, source: str = "volume") -> np.ndarray:
     """``(H, W, D)`` -> ``(D, size, size)``: slices along the last axis, zero-padded (centred)."""
     h, w, _ = volume.shape
-    if h > size or w > size:
-        raise DataError(
-            f"{source}: slice size {h}x{w} exceeds the padded size {size}x{size}; raise --size"
-        )
+    validate.raise_problems(
+        validate.check_max_size((h, w), (size, size), source, hint="raise --size")
+    )
     top, left = (size - h) // 2, (size - w) // 2
     out = np.zeros((volume.shape[2], size, size), dtype=volume.dtype)
     out[:, top : top + h, left : left + w] = np.moveaxis(volume, 2, 0)
@@ -110,11 +110,8 @@ def decode_case(case: Case, settings: SliceSettings) -> tuple[np.ndarray, np.nda
     {0, 1, 2}, a label shape different from the image's, or a volume that is not 3D.
     """
     image, _, _ = load_nifti(case.image)
-    if image.ndim != 3:
-        raise DataError(f"{case.image}: expected a 3D volume; found shape {image.shape}")
-    if case.label is None:
-        raise DataError(f"{case.image}: the case has no label file")
-    labels = load_label(case.label, allowed=LABELS, image_shape=image.shape)
+    validate.raise_problems(validate.check_ndim(image.shape, 3, case.image))
+    labels = load_label(case.label, allowed=LABELS, image_shape=image.shape, image_source=case.image)
     images = pad_slices(scale_intensities(image, settings), settings.size, str(case.image))
     masks = pad_slices((labels > 0).astype(np.uint8), settings.size, str(case.label))
     return images, masks

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """A problem with the data source; the message names the file and what is wrong."""
+from data import validate
+from data.validate import DataError  # noqa: F401  (re-exported: loaders raise it from here)
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,9 @@ def list_msd_cases(root, split: str = "training", problems: list[str] | None = N
         if split == "training":
             if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
                 raise DataError(f"{meta_path}: training entry {i} must have 'image' and 'label'; got {entry!r}")
-            image, label = _inside(root, entry["image"], meta_path), _inside(root, entry["label"], meta_path)
+            image, label = validate.inside(root, entry["image"], meta_path), validate.inside(root, entry["label"], meta_path)
         else:
-            image, label = _inside(root, entry if isinstance(entry, str) else entry["image"], meta_path), None
+            image, label = validate.inside(root, entry if isinstance(entry, str) else entry["image"], meta_path), None
         if image.name.startswith("."):
             continue
         absent = [p for p in (image, label) if p is not None and not p.is_file()]
@@ -69,70 +68,63 @@ def list_msd_cases(root, split: str = "training", problems: list[str] | None = N
     return cases
 
 
-def _inside(root: Path, relative: str, meta_path: Path) -> Path:
-    """Resolve a path from a metadata file; it must stay inside the data folder."""
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise DataError(f"{meta_path} names {relative!r}, which lies outside the data folder {root}")
-    return path
+def open_nifti(path):
+    """``nib.load`` of ``path``; :class:`DataError` naming the file if it is missing or unreadable."""
+    import nibabel as nib
+
+    path = Path(path)
+    validate.raise_problems(validate.check_exists(path, "NIfTI file"))
+    try:
+        return nib.load(str(path))
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
+        raise DataError(f"{path}: cannot read NIfTI header (corrupt or truncated?): {err}") from None
+
+
+def _voxels(img, path, dtype) -> np.ndarray:
+    """Every voxel of an opened volume, checked to be finite."""
+    try:
+        array = np.asarray(img.dataobj, dtype=dtype)
+    except (OSError, EOFError, ValueError, zlib.error) as err:
+        raise DataError(f"{path}: cannot read NIfTI volume (corrupt or truncated?): {err}") from None
+    validate.raise_problems(validate.check_array(array, path, what="voxel values"))
+    return array
 
 
 def load_nifti(path, dtype=np.float32):
-    """Read a NIfTI volume fully; returns ``(array, affine, header)``.
+    """Read a NIfTI volume fully in its stored orientation; returns ``(array, affine, header)``.
 
     Raises :class:`DataError` naming the file if it is missing, not NIfTI, truncated or
     corrupt, or holds NaN/inf values.
     """
-    import nibabel as nib
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        img = nib.load(str(path))
-        array = np.asarray(img.dataobj, dtype=dtype)
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
-        raise DataError(f"{path}: cannot read NIfTI volume (corrupt or truncated?): {err}") from None
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        raise DataError(f"{path}: holds NaN or infinite voxel values")
-    return array, img.affine, img.header
+    img = open_nifti(path)
+    return _voxels(img, path, dtype), img.affine, img.header
 
 
-def load_label(path, allowed: tuple[int, ...], image_shape=None) -> np.ndarray:
+def load_label(path, allowed: tuple[int, ...], image_shape=None, image_source=None) -> np.ndarray:
     """Read a label volume, round float storage to integers, and check its values and shape."""
     array, _, _ = load_nifti(path, dtype=np.float32)
     labels = np.rint(array).astype(np.int16)
-    if image_shape is not None and labels.shape != tuple(image_shape):
-        raise DataError(f"{path}: label shape {labels.shape} does not match image shape {tuple(image_shape)}")
-    found = np.unique(labels)
-    unexpected = [int(v) for v in found if v not in allowed]
-    if unexpected:
-        raise DataError(
-            f"Expected labels in {{{', '.join(map(str, allowed))}}}; found {unexpected} in {path}"
-        )
+    problems = []
+    if image_shape is not None:
+        problems += validate.check_shapes_match(image_shape, labels.shape, image_source or "its image", path)
+    problems += validate.check_array(labels, path, labels=allowed, what="label values")
+    validate.raise_problems(problems)
     return labels
 
 
 def nifti_shape(path) -> tuple[int, ...]:
     """Shape of a NIfTI volume after :func:`load_canonical`, read from the header only.
 
-    Raises :class:`DataError` naming the file if it is missing or its header is unreadable.
+    Raises :class:`DataError` naming the file if it is missing, its header is unreadable or it
+    is not 3-D.
     """
     import nibabel as nib
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        img = nib.load(str(path))
-        shape = tuple(int(n) for n in img.shape)
-        ornt = nib.orientations.io_orientation(img.affine)
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
-        raise DataError(f"{path}: cannot read NIfTI header (corrupt or truncated?): {err}") from None
-    if len(shape) != 3:
-        raise DataError(f"{path}: expected a 3D volume; found shape {shape}")
+    img = open_nifti(path)
+    shape = tuple(int(n) for n in img.shape)
+    validate.raise_problems(validate.check_ndim(shape, 3, path))
     canonical = [0, 0, 0]
-    for i, (axis, _) in enumerate(ornt[:3]):
+    for i, (axis, _) in enumerate(nib.orientations.io_orientation(img.affine)[:3]):
         canonical[int(axis)] = shape[i]
     return tuple(canonical)
 
@@ -142,20 +134,11 @@ def load_canonical(path, dtype=np.float32) -> np.ndarray:
 
     Orientation differs between volumes of one data set (LiTS), so slices are taken along
     the last (inferior-superior) axis only after this reorientation. Raises
-    :class:`DataError` naming the file as :func:`load_nifti` does.
+    :class:`DataError` naming the file as :func:`load_nifti` does, and for a volume that is
+    not 3-D.
     """
     import nibabel as nib
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        img = nib.as_closest_canonical(nib.load(str(path)))
-        array = np.asarray(img.dataobj, dtype=dtype)
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
-        raise DataError(f"{path}: cannot read NIfTI volume (corrupt or truncated?): {err}") from None
-    if array.ndim != 3:
-        raise DataError(f"{path}: expected a 3D volume; found shape {array.shape}")
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        raise DataError(f"{path}: holds NaN or infinite voxel values")
-    return array
+    img = open_nifti(path)
+    validate.raise_problems(validate.check_ndim(img.shape, 3, path))
+    return _voxels(nib.as_closest_canonical(img), path, dtype)

@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 
+from data import validate
 from data.msd import DataError
 
 MALIGNANT, BENIGN = 1, 0
@@ -236,9 +237,7 @@ def check_arrays(images, labels, source: str = "nodule arrays") -> None:
             f"{source}: expected images (n, h, w[, 1]) and labels (n,); received "
             f"{images.shape} and {labels.shape}"
         )
-    bad = set(np.unique(labels).tolist()) - {0, 1}
-    if bad:
-        raise DataError(f"{source}: expected labels in {{0, 1}}; found {sorted(bad)}")
+    validate.raise_problems(validate.check_array(labels, source, labels=(0, 1), what="labels"))
     if not np.isfinite(images).all() or images.min() < 0 or images.max() > 255:
         raise DataError(
             f"{source}: expected finite intensities in [0, 255]; found "

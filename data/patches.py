@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.msd import DataError
+from data import validate
+from data.validate import DataError
 
 PATCH_KEYS = ("images", "labels")
 CASE_ID_KEYS = ("case_ids", "patients")
@@ -33,8 +34,7 @@ def patch_file_info(path, patches_per_case: int = 10) -> tuple[tuple[int, int, i
     import h5py
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    validate.raise_problems(validate.check_exists(path, "HDF5 file"))
     try:
         with h5py.File(path, "r") as f:
             missing = [k for k in PATCH_KEYS if k not in f]
@@ -49,8 +49,9 @@ def patch_file_info(path, patches_per_case: int = 10) -> tuple[tuple[int, int, i
         raise DataError(f"{path}: cannot read HDF5 file (corrupt or truncated?): {err}") from None
     if len(shape) != 4 or shape[1] != 1:
         raise DataError(f"{path}: 'images' must have shape (N, 1, H, W); found {shape}")
-    if label_shape != shape:
-        raise DataError(f"{path}: 'labels' shape {label_shape} does not match 'images' shape {shape}")
+    validate.raise_problems(
+        validate.check_shapes_match(shape, label_shape, f"{path}['images']", f"{path}['labels']")
+    )
     n = shape[0]
     if ids is None:
         ids = [f"{path.stem}/p{i // patches_per_case:03d}" for i in range(n)]
@@ -76,8 +77,7 @@ def read_patches(path, window=None) -> tuple[np.ndarray, np.ndarray]:
             labels = np.asarray(f["labels"][:, 0], dtype=np.float32)
     except (OSError, KeyError) as err:
         raise DataError(f"{path}: cannot read HDF5 patches (corrupt or truncated?): {err}") from None
-    if not np.isfinite(images).all():
-        raise DataError(f"{path}: 'images' holds NaN or infinite values")
+    validate.raise_problems(validate.check_array(images, f"{path}['images']"))
     if window is not None:
         images = apply_window(images, window)
     elif images.min() < 0 or images.max() > 1:
@@ -86,7 +86,7 @@ def read_patches(path, window=None) -> tuple[np.ndarray, np.ndarray]:
             f"[{images.min():g}, {images.max():g}] (pass a window, e.g. --window -1000 400)"
         )
     labels = np.rint(labels)
-    unexpected = sorted(set(np.unique(labels).tolist()) - {0.0, 1.0})
-    if unexpected:
-        raise DataError(f"Expected labels in {{0, 1}}; found {unexpected[:5]} in {path}")
+    validate.raise_problems(
+        validate.check_array(labels, f"{path}['labels']", labels=(0, 1), what="label values")
+    )
     return images, labels.astype(bool)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.msd import DataError
+from data import validate
 
 CT_TASKS = ("lung", "liver")
 
@@ -112,30 +112,19 @@ class SegmentationPredictor:
     # ------------------------------------------------------------------ internals
     @staticmethod
     def _load(path: Path):
-        import zlib
+        """The opened 3-D volume (header only); DataError naming the file otherwise."""
+        from data.msd import open_nifti
 
-        import nibabel as nib
-
-        if not path.is_file():
-            raise DataError(f"{path}: file not found")
-        try:
-            img = nib.load(str(path))
-        except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error) as err:
-            raise DataError(f"{path}: not a readable NIfTI volume: {err}") from None
-        if len(img.shape) != 3:
-            raise DataError(f"{path}: expected a 3D volume; found shape {img.shape}")
+        img = open_nifti(path)
+        validate.raise_problems(validate.check_ndim(img.shape, 3, path))
         return img
 
     def _read(self, path: Path):
-        import zlib
+        """Every voxel, in the stored orientation, checked by the loaders' checks."""
+        from data.msd import load_nifti
 
         img = self._load(path)
-        try:
-            array = np.asarray(img.dataobj, dtype=np.float32)
-        except (OSError, EOFError, ValueError, zlib.error) as err:
-            raise DataError(f"{path}: cannot read NIfTI volume (corrupt or truncated?): {err}") from None
-        if not np.isfinite(array).all():
-            raise DataError(f"{path}: holds NaN or infinite voxel values")
+        array, _, _ = load_nifti(path)
         return array, img.affine, img.header.get_zooms()
 
     def _predict_array(self, array: np.ndarray, affine: np.ndarray, source: str) -> np.ndarray:
@@ -162,10 +151,8 @@ class SegmentationPredictor:
         to_canonical = ornt.ornt_transform(ornt.io_orientation(affine), ornt.axcodes2ornt("RAS"))
         canonical = ornt.apply_orientation(array, to_canonical)
         h, w, _ = canonical.shape
-        if min(h, w) < self.size and not self.config.get("allow_upsample", False):
-            raise DataError(
-                f"{source}: slices of {h}x{w} are smaller than the model input {self.size}x{self.size}"
-            )
+        if not self.config.get("allow_upsample", False):
+            validate.raise_problems(validate.check_min_size((h, w), (self.size, self.size), source))
         window = self.config.get("window") or DEFAULT_WINDOWS[self.task]
         scaled = apply_window(canonical, window)
         interp = cv2.INTER_AREA if self.size < min(h, w) else cv2.INTER_LINEAR

@@ -184,7 +184,7 @@ def test_hdf5_explicit_files_and_case_ids(tmp_path):
 
 def test_hdf5_smaller_than_model_is_refused(tmp_path):
     write_patches(tmp_path / "p.h5")
-    with pytest.raises(DataError, match=r"p\.h5: slices are 16x16, smaller than the model input 32x32"):
+    with pytest.raises(DataError, match=r"p\.h5: slice size 16x16 is smaller than the model input 32x32"):
         prepare_ct_data(cfg(tmp_path / "p.h5", image_size=32))
     data = prepare_ct_data(cfg(tmp_path / "p.h5", image_size=32, allow_upsample=True))
     assert data.image_size == 32
@@ -237,11 +237,11 @@ def corrupt(path):
         (lambda r: nib.save(nib.Nifti1Image(np.zeros((32, 30, 6), np.uint8), np.eye(4)), str(r / "labelsTr/lung_001.nii.gz")),
          r"labelsTr/lung_001\.nii\.gz: label shape \(32, 30, 6\) does not match image shape \(32, 32, 6\)"),
         (lambda r: nib.save(nib.Nifti1Image(np.full((32, 32, 6), 7, np.uint8), np.eye(4)), str(r / "labelsTr/lung_004.nii.gz")),
-         r"Expected labels in \{0, 1\}; found \[7\] in .*labelsTr/lung_004\.nii\.gz"),
+         r"labelsTr/lung_004\.nii\.gz: expected labels in \{0, 1\}; found \[7\]"),
         (lambda r: (r / "labelsTr/lung_005.nii.gz").unlink(), r"labelsTr/lung_005\.nii\.gz is listed in .*dataset\.json but does not exist"),
         (lambda r: (r / "imagesTr/lung_000.nii.gz").unlink(), r"imagesTr/lung_000\.nii\.gz is listed in .*dataset\.json but does not exist"),
         (lambda r: nib.save(nib.Nifti1Image(np.full((32, 32, 6), np.nan, np.float32), np.eye(4)), str(r / "imagesTr/lung_002.nii.gz")),
-         r"lung_002\.nii\.gz: holds NaN or infinite voxel values"),
+         r"lung_002\.nii\.gz: 6144 NaN or infinite voxel values \(of 6144\)"),
     ],
     ids=["truncated", "not-nifti", "shape-mismatch", "label-values", "missing-label", "listed-but-absent", "nan"],
 )
@@ -274,7 +274,7 @@ def test_bad_hdf5_and_slices(tmp_path):
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f["images"] = np.zeros((4, 1, 16, 16), np.float32)
         f["labels"] = np.zeros((4, 1, 16, 12))
-    with pytest.raises(DataError, match=r"x\.h5: 'labels' shape \(4, 1, 16, 12\) does not match"):
+    with pytest.raises(DataError, match=r"x\.h5\['labels'\]: label shape \(4, 1, 16, 12\) does not match image shape \(4, 1, 16, 16\)"):
         prepare_ct_data(cfg(tmp_path / "x.h5", image_size=16))
     (tmp_path / "t.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
     with pytest.raises(DataError, match=r"t\.h5: cannot read HDF5 file"):

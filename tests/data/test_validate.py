@@ -1,6 +1,14 @@
-"""Every kind of bad input gets a message that names the file and says what is wrong."""
+"""Every kind of bad input, read by the loader a run uses, is refused with a message that names
+the file and says what was expected and what was found.
+
+The checks live in :mod:`data.validate`; each case here goes through the public loader that
+``train.py`` / ``predict.py`` / ``--check-data`` call, so a check that a loader stopped calling
+fails here.
+"""
 
 from __future__ import annotations
+
+import json
 
 import h5py
 import nibabel as nib
@@ -9,10 +17,15 @@ import pytest
 from PIL import Image
 
 from data import validate
-from data.msd import DataError
+from data.dermoscopy import Record, check_images, list_dermoscopy
+from data.hippocampus import SliceSettings, decode_case
+from data.msd import Case, DataError, list_msd_cases, load_canonical, load_label, load_nifti
+from data.patches import patch_file_info, read_patches
+from data.slices import SlicePair, read_pair
 
 
 def nifti(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4)), str(path))
     return path
 
@@ -32,6 +45,7 @@ def image(path, size=(32, 48), mode="RGB", value=None):
         if value is None
         else np.full(shape, value, np.uint8)
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array, mode=mode).save(path)
     return path
 
@@ -53,49 +67,44 @@ def good_label():
     return label
 
 
-def csv_file(path, text):
-    path.write_text(text, encoding="utf-8")
+def dataset_json(root, content):
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "dataset.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
     return path
 
 
-# Each case: (name, function making the bad input in tmp_path and returning the problems,
-# text every message must contain apart from the file name the case returns).
+def hippocampus_case(tmp, image_array, label_array):
+    img = nifti(tmp / "imagesTr" / "h_001.nii.gz", image_array)
+    lab = nifti(tmp / "labelsTr" / "h_001.nii.gz", label_array)
+    return Case("h_001", img, lab)
+
+
+def patches(tmp, images=None, labels=None, **extra):
+    images = np.zeros((2, 1, 8, 8), np.float32) if images is None else images
+    labels = np.zeros((2, 1, 8, 8), np.uint8) if labels is None else labels
+    return h5(tmp / "patches.h5", images=images, labels=labels, **extra)
+
+
+# Each case builds the bad input in tmp_path and returns (file the message must name, the
+# loader call that must refuse it, text the message must contain).
+# ---------------------------------------------------------------------------- NIfTI
 def corrupt_nifti(tmp):
     bad = tmp / "img.nii.gz"
     bad.write_bytes(b"not a nifti file at all" * 10)
-    return bad, validate.check_nifti(bad), "cannot read NIfTI volume"
+    return bad, lambda: load_nifti(bad), "cannot read NIfTI header (corrupt or truncated?)"
 
 
 def truncated_nifti_gz(tmp):
-    bad = truncate(nifti(tmp / "img.nii.gz", good_volume()))
-    return bad, validate.check_nifti(bad), "cannot read NIfTI volume (corrupt or truncated?)"
+    # large enough that the header survives the cut and the voxels do not
+    volume = np.random.default_rng(0).random((32, 32, 16)).astype(np.float32)
+    bad = truncate(nifti(tmp / "img.nii.gz", volume))
+    return bad, lambda: load_nifti(bad), "cannot read NIfTI volume (corrupt or truncated?)"
 
 
 def truncated_nifti(tmp):
     bad = truncate(nifti(tmp / "img.nii", good_volume()), keep=0.6)
-    return bad, validate.check_nifti(bad), "cannot read NIfTI volume"
-
-
-def shape_mismatch(tmp):
-    img = nifti(tmp / "img.nii.gz", good_volume())
-    lab = nifti(tmp / "lab.nii.gz", good_label()[:, :, :3])
-    return (
-        lab,
-        validate.check_nifti_pair(img, lab, labels=(0, 1, 2)),
-        "label shape (8, 8, 3) does not match image shape (8, 8, 4)",
-    )
-
-
-def unexpected_labels(tmp):
-    label = good_label()
-    label[0, 0, 0] = 7
-    img = nifti(tmp / "img.nii.gz", good_volume())
-    lab = nifti(tmp / "lab.nii.gz", label)
-    return (
-        lab,
-        validate.check_nifti_pair(img, lab, labels=(0, 1, 2)),
-        "expected labels in {0, 1, 2}; found [7]",
-    )
+    return bad, lambda: load_canonical(bad), "cannot read NIfTI volume (corrupt or truncated?)"
 
 
 def nan_voxels(tmp):
@@ -103,198 +112,284 @@ def nan_voxels(tmp):
     volume[1, 1, 1] = np.nan
     volume[2, 2, 2] = np.inf
     bad = nifti(tmp / "img.nii.gz", volume)
-    return bad, validate.check_nifti(bad), "2 NaN or infinite voxel values"
+    return bad, lambda: load_canonical(bad), "2 NaN or infinite voxel values (of 256)"
+
+
+def four_d_volume(tmp):
+    bad = nifti(tmp / "img.nii.gz", np.zeros((8, 8, 4, 2), np.float32))
+    return bad, lambda: load_canonical(bad), "expected a 3D volume; found shape (8, 8, 4, 2)"
 
 
 def missing_label(tmp):
-    img = nifti(tmp / "img.nii.gz", good_volume())
     lab = tmp / "labelsTr" / "lab.nii.gz"
-    return lab, validate.check_nifti_pair(img, lab), "NIfTI file not found"
+    return lab, lambda: load_label(lab, (0, 1)), "NIfTI file not found"
 
 
+def shape_mismatch(tmp):
+    case = hippocampus_case(tmp, good_volume(), good_label()[:, :, :3])
+    return (
+        case.label,
+        lambda: decode_case(case, SliceSettings(size=8)),
+        "label shape (8, 8, 3) does not match image shape (8, 8, 4)",
+    )
+
+
+def unexpected_labels(tmp):
+    label = good_label()
+    label[0, 0, 0] = 7
+    case = hippocampus_case(tmp, good_volume(), label)
+    return (
+        case.label,
+        lambda: decode_case(case, SliceSettings(size=8)),
+        "expected labels in {0, 1, 2}; found [7]",
+    )
+
+
+def hippocampus_four_d(tmp):
+    case = hippocampus_case(tmp, np.zeros((8, 8, 4, 2), np.float32), good_label())
+    return (
+        case.image,
+        lambda: decode_case(case, SliceSettings(size=8)),
+        "expected a 3D volume; found shape (8, 8, 4, 2)",
+    )
+
+
+# ---------------------------------------------------------------------------- dataset.json
+def dataset_json_missing(tmp):
+    return tmp / "dataset.json", lambda: list_msd_cases(tmp), "an MSD data folder must hold"
+
+
+def dataset_json_invalid(tmp):
+    bad = dataset_json(tmp, '{"training": [')
+    return bad, lambda: list_msd_cases(tmp), "is not valid JSON"
+
+
+def dataset_json_without_split(tmp):
+    bad = dataset_json(tmp, {"name": "x", "test": []})
+    return bad, lambda: list_msd_cases(tmp), "has no 'training' list (keys: name, test)"
+
+
+def dataset_json_bad_entry(tmp):
+    bad = dataset_json(tmp, {"training": [{"image": "./imagesTr/a.nii.gz"}]})
+    return bad, lambda: list_msd_cases(tmp), "training entry 0 must have 'image' and 'label'"
+
+
+def dataset_json_empty(tmp):
+    bad = dataset_json(tmp, {"training": []})
+    return bad, lambda: list_msd_cases(tmp), "lists no 'training' cases"
+
+
+def dataset_json_escapes(tmp):
+    bad = dataset_json(tmp, {"training": [{"image": "../../etc/passwd", "label": "./l.nii.gz"}]})
+    return bad, lambda: list_msd_cases(tmp), "which lies outside the data folder"
+
+
+# ---------------------------------------------------------------------------- HDF5 patches
 def corrupt_hdf5(tmp):
     bad = tmp / "patches.h5"
     bad.write_bytes(b"\x00garbage" * 100)
-    return bad, validate.check_hdf5(bad), "cannot read HDF5 file"
+    return bad, lambda: patch_file_info(bad), "cannot read HDF5 file (corrupt or truncated?)"
 
 
 def truncated_hdf5(tmp):
     rng = np.random.default_rng(0)
-    bad = truncate(
-        h5(
-            tmp / "patches.h5", images=rng.random((20, 1, 48, 48)), labels=np.zeros((20, 1, 48, 48))
-        ),
-        0.5,
-    )
-    return bad, validate.check_hdf5(bad), "cannot read HDF5 file"
+    bad = truncate(patches(tmp, rng.random((20, 1, 48, 48)), np.zeros((20, 1, 48, 48))), 0.5)
+    return bad, lambda: read_patches(bad), "cannot read HDF5 patches (corrupt or truncated?)"
+
+
+def missing_hdf5(tmp):
+    bad = tmp / "nope.h5"
+    return bad, lambda: patch_file_info(bad), "HDF5 file not found"
 
 
 def hdf5_missing_dataset(tmp):
     bad = h5(tmp / "patches.h5", images=np.zeros((2, 1, 8, 8)))
-    return (
-        bad,
-        validate.check_hdf5(bad),
-        "expected datasets ['images', 'labels']; missing ['labels']",
-    )
+    return bad, lambda: patch_file_info(bad), "expected datasets 'images' and 'labels'; missing ['labels']"
 
 
-def hdf5_label_range(tmp):
-    bad = h5(tmp / "patches.h5", images=np.zeros((2, 1, 8, 8)), labels=np.full((2, 1, 8, 8), 3.0))
-    return (
-        bad,
-        validate.check_hdf5(bad, label_range=(0, 1)),
-        "expected label values in [0, 1]; found [3, 3]",
-    )
+def hdf5_wrong_rank(tmp):
+    bad = patches(tmp, np.zeros((2, 8, 8)), np.zeros((2, 8, 8)))
+    return bad, lambda: patch_file_info(bad), "'images' must have shape (N, 1, H, W); found (2, 8, 8)"
 
 
 def hdf5_shape_mismatch(tmp):
-    bad = h5(tmp / "patches.h5", images=np.zeros((2, 1, 8, 8)), labels=np.zeros((3, 1, 8, 8)))
+    bad = patches(tmp, labels=np.zeros((3, 1, 8, 8)))
+    return bad, lambda: patch_file_info(bad), "label shape (3, 1, 8, 8) does not match image shape (2, 1, 8, 8)"
+
+
+def hdf5_case_ids(tmp):
+    bad = patches(tmp, case_ids=np.array([b"a", b"b", b"c"]))
+    return bad, lambda: patch_file_info(bad), "case id list holds 3 entries for 2 patches"
+
+
+def hdf5_nan_images(tmp):
+    bad = patches(tmp, np.full((2, 1, 8, 8), np.nan, np.float32))
+    return bad, lambda: read_patches(bad), "128 NaN or infinite values (of 128)"
+
+
+def hdf5_unscaled(tmp):
+    bad = patches(tmp, np.full((2, 1, 8, 8), 300.0, np.float32))
+    return bad, lambda: read_patches(bad), "images must be scaled to [0, 1] when no window is given; found [300, 300]"
+
+
+def hdf5_label_values(tmp):
+    bad = patches(tmp, labels=np.full((2, 1, 8, 8), 3.0))
+    return bad, lambda: read_patches(bad), "expected labels in {0, 1}; found [3]"
+
+
+# ---------------------------------------------------------------------------- images
+def truncated_jpeg(tmp):
+    bad = truncate(image(tmp / "ISIC_0000001.jpg", size=(64, 64)), 0.5)
     return (
         bad,
-        validate.check_hdf5(bad),
-        "label shape (3, 1, 8, 8) does not match image shape (2, 1, 8, 8)",
+        lambda: validate.raise_problems(check_images([Record("ISIC_0000001", bad, "NV", "l")])),
+        "cannot decode image (corrupt or truncated?)",
     )
 
 
-def truncated_jpeg(tmp):
-    bad = truncate(image(tmp / "ISIC_0000001.jpg", size=(64, 64)), 0.5)
-    return bad, validate.check_image(bad), "cannot decode image (corrupt or truncated?)"
-
-
-def corrupt_png(tmp):
-    bad = tmp / "mask.png"
+def corrupt_mask_png(tmp):
+    good = image(tmp / "ISIC_0000001.jpg")
+    bad = tmp / "masks" / "ISIC_0000001_segmentation.png"
+    bad.parent.mkdir()
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
-    return bad, validate.check_image(bad), "cannot decode image"
+    record = Record("ISIC_0000001", good, "NV", "l", mask=bad)
+    return bad, lambda: validate.raise_problems(check_images([record])), "cannot decode image"
 
 
-def mask_size_mismatch(tmp):
-    img = image(tmp / "a.jpg", size=(32, 48))
-    mask = image(tmp / "a_segmentation.png", size=(32, 40), mode="L", value=255)
+def undecodable_slice(tmp):
+    bad = tmp / "images" / "p1_001.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a png")
+    mask = image(tmp / "masks" / "p1_001.png", mode="L", value=0)
+    return bad, lambda: read_pair(SlicePair("p1", 1, bad, mask)), "cannot decode image"
+
+
+def slice_mask_size(tmp):
+    img = image(tmp / "images" / "p1_001.png", size=(32, 48), mode="L")
+    mask = image(tmp / "masks" / "p1_001.png", size=(32, 40), mode="L", value=255)
     return (
         mask,
-        validate.check_image_mask_pair(img, mask),
+        lambda: read_pair(SlicePair("p1", 1, img, mask)),
         "label shape (32, 40) does not match image shape (32, 48)",
     )
 
 
+def slice_mask_values(tmp):
+    img = image(tmp / "images" / "p1_001.png", mode="L")
+    mask_array = np.zeros((32, 48), np.uint8)
+    mask_array[0, :3] = (1, 128, 255)
+    mask = tmp / "masks" / "p1_001.png"
+    mask.parent.mkdir()
+    Image.fromarray(mask_array, mode="L").save(mask)
+    return (
+        mask,
+        lambda: read_pair(SlicePair("p1", 1, img, mask)),
+        "expected labels in {0, 255}; found [1, 128]",
+    )
+
+
+# ---------------------------------------------------------------------------- CSV
+def ham(tmp, text, images=("ISIC_1",), **kw):
+    for name in images:
+        image(tmp / "images" / f"{name}.jpg")
+    path = tmp / "HAM10000_metadata.csv"
+    path.write_bytes(text.encode(kw.get("encoding", "utf-8")))
+    return path
+
+
 def csv_missing_columns(tmp):
-    bad = csv_file(tmp / "meta.csv", "image_id,age\nISIC_1,30\n")
-    return (
-        bad,
-        validate.check_csv(bad, ["image_id", "dx"]),
-        "expected columns ['image_id', 'dx']; missing ['dx']",
-    )
+    bad = ham(tmp, "image_id,age\nISIC_1,30\n")
+    return bad, lambda: list_dermoscopy(tmp), "expected columns ['lesion_id', 'image_id', 'dx']; missing ['lesion_id', 'dx']"
 
 
-def csv_names_missing_image(tmp):
-    (tmp / "images").mkdir()
-    image(tmp / "images" / "ISIC_1.jpg")
-    bad = csv_file(tmp / "meta.csv", "image_id,dx\nISIC_1,nv\nISIC_2,mel\n")
-    problems = validate.check_csv(
-        bad, ["image_id", "dx"], image_column="image_id", image_dir=tmp / "images", suffix=".jpg"
-    )
-    return bad, problems, "line 3: names image 'ISIC_2', but"
+def csv_undecodable(tmp):
+    bad = ham(tmp, "lesion_id,image_id,dx\nL\xe9,ISIC_1,nv\n", encoding="latin-1")
+    return bad, lambda: list_dermoscopy(tmp), "cannot read CSV"
 
 
-def csv_path_escapes(tmp):
-    (tmp / "images").mkdir()
-    bad = csv_file(tmp / "meta.csv", "image_id,dx\n../../etc/passwd,nv\n")
-    problems = validate.check_csv(
-        bad, ["image_id", "dx"], image_column="image_id", image_dir=tmp / "images"
-    )
-    return bad, problems, "which lies outside the data folder"
+def csv_empty(tmp):
+    bad = ham(tmp, "lesion_id,image_id,dx\n")
+    return bad, lambda: list_dermoscopy(tmp), "lists no images"
 
 
-def empty_after_filtering(tmp):
-    return (
-        tmp,
-        validate.check_not_empty([], "training slices with tumour", source=tmp),
-        "no training slices with tumour left (empty after filtering)",
-    )
-
-
-def slice_too_small(tmp):
-    source = tmp / "hippocampus_001.nii.gz"
-    return (
-        source,
-        validate.check_min_size((35, 51), (64, 64), source),
-        "slice size (35, 51) is smaller than the model input (64, 64)",
-    )
+def csv_unknown_dx(tmp):
+    bad = ham(tmp, "lesion_id,image_id,dx\nL1,ISIC_1,xyz\n")
+    return bad, lambda: list_dermoscopy(tmp), "row 2: dx must be one of mel, nv, bcc, akiec, bkl, df, vasc; found 'xyz'"
 
 
 CASES = [
     corrupt_nifti,
     truncated_nifti_gz,
     truncated_nifti,
+    nan_voxels,
+    four_d_volume,
+    missing_label,
     shape_mismatch,
     unexpected_labels,
-    nan_voxels,
-    missing_label,
+    hippocampus_four_d,
+    dataset_json_missing,
+    dataset_json_invalid,
+    dataset_json_without_split,
+    dataset_json_bad_entry,
+    dataset_json_empty,
+    dataset_json_escapes,
     corrupt_hdf5,
     truncated_hdf5,
+    missing_hdf5,
     hdf5_missing_dataset,
-    hdf5_label_range,
+    hdf5_wrong_rank,
     hdf5_shape_mismatch,
+    hdf5_case_ids,
+    hdf5_nan_images,
+    hdf5_unscaled,
+    hdf5_label_values,
     truncated_jpeg,
-    corrupt_png,
-    mask_size_mismatch,
+    corrupt_mask_png,
+    undecodable_slice,
+    slice_mask_size,
+    slice_mask_values,
     csv_missing_columns,
-    csv_names_missing_image,
-    csv_path_escapes,
-    empty_after_filtering,
-    slice_too_small,
+    csv_undecodable,
+    csv_empty,
+    csv_unknown_dx,
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
-def test_bad_input_is_reported_with_file_and_reason(tmp_path, case):
-    path, problems, expected = case(tmp_path)
-    assert len(problems) == 1, problems
-    assert str(path) in problems[0]
-    assert expected in problems[0]
-    with pytest.raises(DataError, match="1 problem"):
-        validate.raise_problems(problems, "the test data")
-
-
-def test_good_data_has_no_problems(tmp_path):
-    img = nifti(tmp_path / "img.nii.gz", good_volume())
-    lab = nifti(tmp_path / "lab.nii.gz", good_label())
-    assert validate.check_nifti_pair(img, lab, labels=(0, 1, 2)) == []
-    assert (
-        validate.check_hdf5(
-            h5(tmp_path / "p.h5", images=np.zeros((2, 1, 8, 8)), labels=np.ones((2, 1, 8, 8))),
-            labels=(0, 1),
-        )
-        == []
-    )
-    (tmp_path / "images").mkdir()
-    jpg = image(tmp_path / "images" / "ISIC_1.jpg")
-    mask = image(tmp_path / "images" / "ISIC_1_mask.png", size=(32, 48), mode="L", value=255)
-    assert validate.check_image_mask_pair(jpg, mask) == []
-    csv = csv_file(tmp_path / "meta.csv", "image_id,dx\nISIC_1,nv\n")
-    assert (
-        validate.check_csv(
-            csv,
-            ["image_id", "dx"],
-            image_column="image_id",
-            image_dir=tmp_path / "images",
-            suffix=".jpg",
-        )
-        == []
-    )
-    assert validate.check_min_size((64, 64), (64, 64), "x") == []
-    validate.raise_problems([], "nothing")  # no problems, no error
-
-
-def test_all_problems_are_reported_together(tmp_path):
-    problems = (
-        corrupt_nifti(tmp_path)[1] + csv_missing_columns(tmp_path)[1] + slice_too_small(tmp_path)[1]
-    )
+def test_bad_input_is_refused_with_file_and_reason(tmp_path, case):
+    path, load, expected = case(tmp_path)
     with pytest.raises(DataError) as err:
-        validate.raise_problems(problems, "--data-dir x")
-    text = str(err.value)
-    assert text.startswith("3 problem(s) in --data-dir x:")
-    assert all(p in text for p in problems)
+        load()
+    message = str(err.value)
+    assert str(path) in message or str(path.resolve()) in message, message
+    assert expected in message, message
+
+
+def test_good_data_passes_the_loaders(tmp_path):
+    case = hippocampus_case(tmp_path, good_volume(), good_label())
+    images, masks = decode_case(case, SliceSettings(size=8))
+    assert images.shape == masks.shape == (4, 8, 8)
+    path = patches(tmp_path, labels=np.ones((2, 1, 8, 8)))
+    assert patch_file_info(path) == ((2, 8, 8), ["patches/p000", "patches/p000"])
+    assert read_patches(path)[1].all()
+    jpg = image(tmp_path / "ISIC_1.jpg")
+    mask = image(tmp_path / "ISIC_1_segmentation.png", mode="L", value=255)
+    assert check_images([Record("ISIC_1", jpg, "NV", "l", mask=mask)]) == []
+    assert read_pair(SlicePair("p", 1, jpg, mask))[1].all()
+
+
+def test_every_problem_of_one_file_is_reported_together(tmp_path):
+    label = good_label()[:, :, :3]
+    label[0, 0, 0] = 9
+    lab = nifti(tmp_path / "lab.nii.gz", label)
+    with pytest.raises(DataError) as err:
+        load_label(lab, (0, 1, 2), image_shape=(8, 8, 4), image_source="img.nii.gz")
+    assert str(err.value) == (
+        "2 problems:\n"
+        f"  - {lab}: label shape (8, 8, 3) does not match image shape (8, 8, 4) of img.nii.gz\n"
+        f"  - {lab}: expected labels in {{0, 1, 2}}; found [9]"
+    )
+    validate.raise_problems([])  # no problems, no error
 
 
 def test_inside_accepts_subfolders_and_refuses_escapes(tmp_path):

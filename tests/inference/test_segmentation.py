@@ -81,7 +81,7 @@ def test_predict_cli_reports_bad_inputs_and_still_writes_the_others(run_dir, tmp
     )
     err = capsys.readouterr().err
     assert status == 1
-    assert "bad.nii.gz: FAILED" in err and "not a readable NIfTI volume" in err
+    assert "bad.nii.gz: FAILED" in err and "cannot read NIfTI header" in err
     assert "small.nii.gz: FAILED" in err and "smaller than the model input 16x16" in err
     assert (tmp_path / "out" / "good_mask.nii.gz").exists()
     assert (tmp_path / "out" / "summary.csv").read_text().count("\n") == 2  # header + one row

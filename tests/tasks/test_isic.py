@@ -135,7 +135,7 @@ def test_check_data_reports_problems(tmp_path, capsys):
     (root / "images" / "SYN_0000000.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(SystemExit, match="1 problem"):
         train.main(["--task", "isic", "--data-dir", str(root), "--check-data"])
-    assert "SYN_0000000.jpg: not a readable image" in capsys.readouterr().out
+    assert "SYN_0000000.jpg: cannot decode image" in capsys.readouterr().out
 
 
 def test_missing_class_is_a_clear_error(tmp_path):
