@@ -1,6 +1,6 @@
 """LeNet-5 encoder f and classifier head g (Baltatzis et al. 2021, Fig. 1).
 
-Three ways to train them (see ``tasks/nodules.py``):
+Three ways to train them (see the ``tasks.nodules`` package):
     (a) f + g end to end with cross-entropy: :func:`build_classifier`;
     (b) a siamese f with the contrastive loss: :func:`build_encoder` alone, the loss forms
         the pairs inside each batch (``keras_losses.ContrastiveLoss``), so the two branches
@@ -18,40 +18,71 @@ ENCODER_NAME = "encoder"
 HEAD_NAME = "head"
 EMBEDDING_LAYER = "embedding"
 
+# (activation, pooling) of each encoder variant.
+ENCODER_VARIANTS = {
+    # LeCun et al. 1998, Sec. II-B: squashing (tanh-type) units and average-pooling
+    # "sub-sampling" layers S2 and S4. Baltatzis et al. 2021 base both networks "on the
+    # well-established LeNet-5 [4]".
+    "classic": ("tanh", "average"),
+    # The common modern re-implementation: ReLU and max pooling (this package's encoder
+    # before issue 17).
+    "modern": ("relu", "max"),
+}
+DEFAULT_VARIANT = "classic"
+NATIVE_SIZE = 32
+"""LeNet-5's input size (LeCun et al. 1998: 32x32), at which C5 sees a 5x5 map."""
+
 
 def build_encoder(
-    input_shape=(64, 64, 1),
+    input_shape=(NATIVE_SIZE, NATIVE_SIZE, 1),
     *,
+    variant: str = DEFAULT_VARIANT,
     embedding_dim: int = 84,
-    activation: str = "relu",
     input_scale: float = 1.0 / 255.0,
     name: str = ENCODER_NAME,
 ) -> keras.Model:
-    """LeNet-5 feature extractor f: image -> embedding (the last layer before the classifier).
+    """LeNet-5 feature extractor f: image -> embedding (F6, the last layer before the classifier).
 
-    conv 5x5 (6) -> max-pool 2 -> conv 5x5 (16) -> max-pool 2 -> dense 120 -> dense 84.
+    The 1998 layer sizes: C1 conv 5x5 (6 maps) -> S2 pool 2 -> C3 conv 5x5 (16 maps) -> S4 pool 2
+    -> C5 (120 units) -> F6 (84 units). ``variant="classic"`` (default) has tanh units and
+    average pooling, ``"modern"`` ReLU units and max pooling.
+
+    Differences from 1998 (as in most re-implementations): C3 connects every S2 map (the 1998
+    connection table is partial), S2/S4 are plain averages (1998: average times a trainable
+    coefficient plus a bias, then the squashing function), units use tanh (1998:
+    1.7159 tanh(2a/3)), and C5 is a dense layer over S4, which at the native 32x32 input (S4
+    5x5x16) is exactly the 1998 5x5 convolution; at larger inputs it sees the whole S4 map.
 
     Args:
-        input_shape: (H, W, C), H and W at least 16.
-        embedding_dim: width of the last layer (LeNet-5: 84).
-        activation: hidden activation (default relu).
+        input_shape: (H, W, C), H and W at least 16 (LeNet-5: 32x32x1).
+        variant: ``"classic"`` (tanh, average pooling) or ``"modern"`` (ReLU, max pooling).
+        embedding_dim: width of F6, the last layer (LeNet-5: 84).
         input_scale: the images are multiplied by this first (intensities 0..255 -> 0..1),
             so saliency maps are in the units of the input image.
 
     Reference:
-        Y. LeCun et al., "Gradient-based learning applied to document recognition", 1998.
+        Y. LeCun, L. Bottou, Y. Bengio, P. Haffner, "Gradient-based learning applied to
+        document recognition", Proc. IEEE 86(11), 1998, Sec. II-B and Fig. 2.
+
+    Example:
+        >>> build_encoder((32, 32, 1)).output.shape
+        (None, 84)
     """
+    if variant not in ENCODER_VARIANTS:
+        raise ValueError(f"build_encoder: variant must be one of {sorted(ENCODER_VARIANTS)}; received {variant!r}")
     if min(input_shape[:2]) < 16:
         raise ValueError(f"build_encoder: input_shape must be at least 16x16; received {input_shape}")
+    activation, pooling = ENCODER_VARIANTS[variant]
+    pool = layers.AveragePooling2D if pooling == "average" else layers.MaxPooling2D
     inputs = keras.Input(input_shape, name="image")
     x = layers.Rescaling(input_scale, name="scale")(inputs)
-    x = layers.Conv2D(6, 5, activation=activation, name="conv1")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(16, 5, activation=activation, name="conv2")(x)
-    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Conv2D(6, 5, activation=activation, name="conv1")(x)  # C1
+    x = pool(2, name="pool1")(x)  # S2
+    x = layers.Conv2D(16, 5, activation=activation, name="conv2")(x)  # C3
+    x = pool(2, name="pool2")(x)  # S4
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(120, activation=activation, name="fc1")(x)
-    x = layers.Dense(embedding_dim, activation=activation, name=EMBEDDING_LAYER)(x)
+    x = layers.Dense(120, activation=activation, name="fc1")(x)  # C5
+    x = layers.Dense(embedding_dim, activation=activation, name=EMBEDDING_LAYER)(x)  # F6
     return keras.Model(inputs, x, name=name)
 
 
@@ -65,15 +96,17 @@ def build_head(embedding_dim: int = 84, num_classes: int = 2, name: str = HEAD_N
 def build_classifier(
     encoder: keras.Model | None = None,
     *,
-    input_shape=(64, 64, 1),
+    input_shape=(NATIVE_SIZE, NATIVE_SIZE, 1),
+    variant: str = DEFAULT_VARIANT,
     num_classes: int = 2,
     train_encoder: bool = True,
     name: str = "lenet5",
 ) -> keras.Model:
     """g(f(x)): a model holding the encoder and the head as the nested models
-    ``"encoder"`` and ``"head"``. ``train_encoder=False`` freezes f (training mode (c))."""
+    ``"encoder"`` and ``"head"``. ``train_encoder=False`` freezes f (training mode (c)).
+    Without ``encoder`` a new one of ``variant`` is built for ``input_shape``."""
     if encoder is None:
-        encoder = build_encoder(input_shape)
+        encoder = build_encoder(input_shape, variant=variant)
     encoder.trainable = train_encoder
     head = build_head(encoder.output.shape[-1], num_classes)
     inputs = keras.Input(encoder.input.shape[1:], name="image")

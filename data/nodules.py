@@ -4,7 +4,9 @@ Each sample is its class's base shape (benign: a smooth convex ellipse; malignan
 spikes on its perimeter) under a random affine transform followed by a random free-form
 deformation (a cubic B-spline control grid). Both deformations define one sampling map, and
 the image and the mask are both rendered from it, so they always agree. The foreground has
-intensity mode ``i`` (110..200 in the paper) with pixel noise; the background is one fixed value.
+intensity mode ``i`` (110..200 in the paper) with pixel noise; the background is one fixed value
+("the background intensities remain fixed for all samples", Baltatzis et al. 2021, Sec. 2.1),
+so by default the noise is on the foreground only.
 
 The sizes are calibrated to the paper's whole-image intensity facts, on which its scenarios rest: at
 D(150, 150) the mean of a malignant image is about 110 and of a benign one about 114, at
@@ -13,7 +15,7 @@ covering 23 % of the image and benign ones 31 %.
 
 Samples are drawn with ``numpy.random.default_rng((seed, index))``: sample ``index`` of a set
 is the same whatever the set's size, and the same on every machine. The arrays are small (a
-few hundred 64x64 images), so they are generated once and served by ``tf.data`` from memory
+few hundred 32x32 images), so they are generated once and served by ``tf.data`` from memory
 (no ``numpy_function`` in a ``map``, which would hold the GIL every epoch).
 
 Reference:
@@ -38,13 +40,22 @@ MALIGNANT, BENIGN = 1, 0
 INTENSITY_MODES = tuple(range(110, 201, 10))
 """Foreground intensity modes of the paper: 110, 120, ..., 200."""
 
+NOISE_ON = ("foreground", "image")
+REFERENCE_SIZE = 64
+"""Image size at which NoduleSpec's pixel lengths are given."""
+
 
 @dataclasses.dataclass(frozen=True)
 class NoduleSpec:
     """How nodules are drawn. Defaults are calibrated to the paper's intensity facts.
 
+    Lengths in pixels (``shift``, ``grid_spacing``, ``ffd_sd``) are given for a 64x64 image
+    and scaled with ``size``, so the image size changes the resolution only, never the shapes
+    or their deformations.
+
     Args:
-        size: image height and width in pixels.
+        size: image height and width in pixels (not stated in the paper; LeNet-5's input is
+            32x32).
         background: the fixed background intensity (98, solved from the paper's means).
         benign_area, malignant_area: fraction of the image the undeformed base shape
             covers. The paper's means need 0.31 and 0.23 after deformation; the random
@@ -53,18 +64,20 @@ class NoduleSpec:
         spikes, spike_height, spike_sharpness: malignant spiculation: number of spikes,
             their height as a fraction of the core radius, and the exponent that makes them
             narrow (cos^p profile).
-        noise_sd: standard deviation of the foreground pixel noise.
+        noise_sd: standard deviation of the pixel noise (not stated in the paper).
+        noise_on: ``"foreground"``: noise on the nodule only, the background stays one value
+            (the paper's "background intensities remain fixed"); ``"image"``: on every pixel.
         rotation: affine rotation is uniform in [-rotation, rotation] radians.
         scale: isotropic scale is uniform in [1 - scale, 1 + scale].
         anisotropy: per-axis scale ratio is uniform in [1 - anisotropy, 1 + anisotropy].
         shear: shear is uniform in [-shear, shear].
-        shift: translation is uniform in [-shift, shift] pixels per axis.
-        grid_spacing: spacing of the B-spline control grid in pixels.
-        ffd_sd: standard deviation of the control-point displacements in pixels.
+        shift: translation is uniform in [-shift, shift] pixels per axis (at 64x64).
+        grid_spacing: spacing of the B-spline control grid in pixels (at 64x64).
+        ffd_sd: standard deviation of the control-point displacements in pixels (at 64x64).
         supersample: sub-pixel samples per axis when rendering (anti-aliasing).
     """
 
-    size: int = 64
+    size: int = 32
     background: float = 98.0
     benign_area: float = 0.305
     malignant_area: float = 0.23
@@ -73,6 +86,7 @@ class NoduleSpec:
     spike_height: float = 0.6
     spike_sharpness: float = 80.0
     noise_sd: float = 8.0
+    noise_on: str = "foreground"
     rotation: float = math.pi
     scale: float = 0.08
     anisotropy: float = 0.05
@@ -89,6 +103,14 @@ class NoduleSpec:
             value = getattr(self, name)
             if not 0 < value < 0.6:
                 raise ValueError(f"NoduleSpec.{name} must be in (0, 0.6); received {value}")
+        if self.noise_on not in NOISE_ON:
+            raise ValueError(f"NoduleSpec.noise_on must be one of {NOISE_ON}; received {self.noise_on!r}")
+        if self.noise_sd < 0:
+            raise ValueError(f"NoduleSpec.noise_sd must be >= 0; received {self.noise_sd}")
+        if self.spikes < 1 or self.spike_height < 0:
+            raise ValueError(
+                f"NoduleSpec: expected spikes >= 1 and spike_height >= 0; received {self.spikes} and {self.spike_height}"
+            )
         if self.supersample < 1:
             raise ValueError(f"NoduleSpec.supersample must be >= 1; received {self.supersample}")
 
@@ -173,7 +195,8 @@ def random_affine(rng: np.random.Generator, spec: NoduleSpec):
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     scale = np.diag([s * an, s / an])
     shear = np.array([[1.0, sh], [0.0, 1.0]])
-    return rot @ scale @ shear, rng.uniform(-spec.shift, spec.shift, size=2)
+    shift = spec.shift * spec.size / REFERENCE_SIZE
+    return rot @ scale @ shear, rng.uniform(-shift, shift, size=2)
 
 
 def render_occupancy(label: int, rng: np.random.Generator, spec: NoduleSpec):
@@ -185,10 +208,12 @@ def render_occupancy(label: int, rng: np.random.Generator, spec: NoduleSpec):
     """
     n, ss = spec.size, spec.supersample
     linear, shift = random_affine(rng, spec)
-    n_ctrl = int(math.ceil(n / spec.grid_spacing)) + 3
-    ctrl = rng.normal(0.0, spec.ffd_sd, size=(2, n_ctrl, n_ctrl))  # (dy/dx, gy, gx)
+    px = n / REFERENCE_SIZE  # pixel lengths of the spec are for a 64x64 image
+    spacing = spec.grid_spacing * px
+    n_ctrl = int(math.ceil(n / spacing)) + 3
+    ctrl = rng.normal(0.0, spec.ffd_sd * px, size=(2, n_ctrl, n_ctrl))  # (dy/dx, gy, gx)
     sub = (np.arange(n * ss) + 0.5) / ss  # sub-pixel coordinates in pixels
-    w = bspline_basis(sub, n_ctrl, spec.grid_spacing)  # (n*ss, n_ctrl)
+    w = bspline_basis(sub, n_ctrl, spacing)  # (n*ss, n_ctrl)
     uy = w @ ctrl[0] @ w.T  # (n*ss, n*ss)
     ux = w @ ctrl[1] @ w.T
     centre = n / 2.0
@@ -222,9 +247,14 @@ def generate_nodules(
     for idx in range(n):
         rng = np.random.default_rng((int(seed), idx))
         occ = render_occupancy(int(labels[idx]), rng, spec)
-        fg = (i_mal if labels[idx] == MALIGNANT else i_ben) + rng.normal(0.0, spec.noise_sd, occ.shape)
-        # (size, size): partial pixels mix foreground and background like a blurred edge
-        images[idx] = np.clip(spec.background + occ * (fg - spec.background), 0, 255)
+        noise = rng.normal(0.0, spec.noise_sd, occ.shape)  # (size, size)
+        mode = i_mal if labels[idx] == MALIGNANT else i_ben
+        if spec.noise_on == "foreground":
+            # partial pixels mix the noisy foreground and the fixed background like a blurred edge
+            image = spec.background + occ * (mode + noise - spec.background)
+        else:
+            image = spec.background + occ * (mode - spec.background) + noise
+        images[idx] = np.clip(image, 0, 255)
         masks[idx] = occ >= 0.5
     return images, masks, labels
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_losses
-from architectures.lenet import build_classifier, build_encoder, encoder_of
+from architectures.lenet import ENCODER_VARIANTS, build_classifier, build_encoder, encoder_of
 
 
 def test_shapes_at_tiny_size():
@@ -20,6 +20,46 @@ def test_shapes_at_tiny_size():
     assert [layer.name for layer in encoder.layers if layer.weights] == ["conv1", "conv2", "fc1", "embedding"]
     assert encoder.get_layer("conv1").kernel.shape == (5, 5, 1, 6)
     assert encoder.get_layer("fc1").units == 120
+    # At LeNet-5's native 32x32, C5 sees S4's 5x5x16 maps (the 1998 5x5 convolution).
+    assert encoder.get_layer("fc1").kernel.shape == (5 * 5 * 16, 120)
+
+
+@pytest.mark.parametrize(
+    "variant, activation, pooling",
+    [("classic", "tanh", "AveragePooling2D"), ("modern", "relu", "MaxPooling2D")],
+)
+def test_variants_differ_in_activation_and_pooling_only(variant, activation, pooling):
+    encoder = build_encoder((32, 32, 1), variant=variant)
+    for name in ("conv1", "conv2", "fc1", "embedding"):
+        assert encoder.get_layer(name).activation.__name__ == activation
+    assert [type(encoder.get_layer(n)).__name__ for n in ("pool1", "pool2")] == [pooling, pooling]
+    assert encoder.count_params() == build_encoder((32, 32, 1), variant="modern").count_params()
+
+
+def test_classic_is_the_default_and_bounded():
+    # tanh units: the embedding lies in [-1, 1] whatever the input.
+    assert build_encoder((32, 32, 1)).get_layer("pool1").__class__.__name__ == "AveragePooling2D"
+    assert build_classifier().get_layer("encoder").get_layer("conv1").activation.__name__ == "tanh"
+    x = np.random.default_rng(2).uniform(0, 255, (5, 32, 32, 1)).astype("float32")
+    emb = keras.ops.convert_to_numpy(build_encoder((32, 32, 1))(x))
+    assert np.abs(emb).max() <= 1.0
+
+
+def test_average_pooling_averages():
+    # S2 of the classic encoder is the mean of each 2x2 block of C1's output.
+    encoder = build_encoder((32, 32, 1))
+    x = np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 1)).astype("float32")
+    c1 = keras.Model(encoder.input, encoder.get_layer("conv1").output)(x)
+    s2 = keras.Model(encoder.input, encoder.get_layer("pool1").output)(x)
+    c1, s2 = keras.ops.convert_to_numpy(c1), keras.ops.convert_to_numpy(s2)
+    expected = c1.reshape(2, 14, 2, 14, 2, 6).mean(axis=(2, 4))
+    np.testing.assert_allclose(s2, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_variant_is_refused():
+    with pytest.raises(ValueError, match="variant must be one of.*'lenet4'"):
+        build_encoder((32, 32, 1), variant="lenet4")
+    assert sorted(ENCODER_VARIANTS) == ["classic", "modern"]
 
 
 def test_too_small_input_is_refused():

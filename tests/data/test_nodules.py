@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.ndimage import binary_erosion
 from skimage.morphology import convex_hull_image
 
 from data.msd import DataError
@@ -14,6 +15,7 @@ from data.nodules import (
     generate_nodules,
     make_dataset,
     parse_distribution,
+    render_occupancy,
 )
 
 N = 200  # the paper's set size: the facts must hold on a batch of this size
@@ -59,8 +61,10 @@ def test_area_fractions_and_fixed_background(d150_150):
 @pytest.mark.parametrize("dist", [(150, 150), (180, 160), (130, 170)])
 def test_foreground_intensity_mode(dist):
     x, m, y = generate_nodules(40, *dist, seed=1)
+    # Away from the outline, where partial pixels mix in the background.
+    interior = np.stack([binary_erosion(mask) for mask in m])
     for label, mode in ((MALIGNANT, dist[0]), (BENIGN, dist[1])):
-        inner = m[y == label].astype(bool)
+        inner = interior[y == label]
         assert x[y == label][inner].mean() == pytest.approx(mode, abs=2.0)
 
 
@@ -80,6 +84,28 @@ def test_image_and_mask_come_from_one_deformation():
     mode = np.where(y, 170.0, 130.0)[:, None, None]
     midpoint = 98.0 + 0.5 * (mode - 98.0)
     np.testing.assert_array_equal(m.astype(bool), x >= midpoint - 1e-3)
+
+
+def test_noise_on_the_whole_image_reaches_the_background():
+    spec = NoduleSpec(noise_on="image", noise_sd=8.0)
+    x, m, _ = generate_nodules(20, 150, 150, seed=2, spec=spec)
+    border = np.concatenate([x[:, 0, :], x[:, -1, :]], axis=None)
+    assert border.mean() == pytest.approx(98.0, abs=1.0)
+    assert border.std() == pytest.approx(8.0, rel=0.15)
+    with pytest.raises(ValueError, match="noise_on"):
+        NoduleSpec(noise_on="background")
+
+
+def test_image_size_changes_the_resolution_only():
+    # Pixel lengths are given at 64x64 and scaled with the size: a 32x32 sample is the same
+    # deformed shape as the 64x64 sample of the same seed, at half the resolution.
+    for label in (MALIGNANT, BENIGN):
+        small = render_occupancy(label, np.random.default_rng(9), NoduleSpec(size=32))
+        large = render_occupancy(label, np.random.default_rng(9), NoduleSpec(size=64))
+        diff = np.abs(small - large.reshape(32, 2, 32, 2).mean(axis=(1, 3)))
+        # Only outline pixels differ, by a few of their 16 sub-samples.
+        assert diff.max() <= 0.25 and diff.mean() < 0.005
+        assert small.sum() * 4 == pytest.approx(large.sum(), rel=0.01)
 
 
 def test_samples_are_deformed_differently():
@@ -105,7 +131,7 @@ def test_bspline_basis_is_a_partition_of_unity():
 
 
 def test_tf_data_pipeline_is_batched_and_repeatable():
-    x, _, y = generate_nodules(10, 150, 150, seed=0, spec=NoduleSpec(size=32))
+    x, _, y = generate_nodules(10, 150, 150, seed=0)
     ds = make_dataset(x, y, batch_size=4, shuffle=True, seed=1)
     batches = list(ds.as_numpy_iterator())
     assert [b[0].shape for b in batches] == [(4, 32, 32, 1), (4, 32, 32, 1), (2, 32, 32, 1)]
