@@ -5,11 +5,13 @@
     python reproduce.py nodules    [--quick] [--seeds N] --out DIR          # Baltatzis et al. 2021
     python reproduce.py lossest    [--quick] --data-dir ../shared/data/ham10000  # Narayanaswamy et al.
     python reproduce.py robustness [--quick] --data-dir .../Task04_Hippocampus   # Rajput 2021
+
+A bad flag or bad data ends in one ``error:`` line and exit status 2 (``--debug`` shows the
+traceback).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -17,6 +19,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tasks  # noqa: E402
+from training import cli  # noqa: E402
 
 DESCRIPTIONS = {
     "glf-lung": "Seo et al. 2021: D, E, T, G(D), G(E) on lung tumours (MSD Task06 or patches)",
@@ -29,24 +32,30 @@ DESCRIPTIONS = {
 
 def build_parser(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(
+        prog="reproduce.py", description=__doc__, formatter_class=cli.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, module_name in tasks.REPRODUCTIONS.items():
         p = sub.add_parser(name, help=DESCRIPTIONS[name], description=DESCRIPTIONS[name])
         p.set_defaults(module_name=module_name)
         p.add_argument("--out", default=None, help=f"output directory (default: reports/{name})")
-        p.add_argument("--quick", action="store_true", help="small settings that finish on a 2-core CPU")
+        p.add_argument(
+            "--quick", action="store_true", help="small settings that finish on a 2-core CPU"
+        )
+        cli.add_debug_flag(p)
         if name == chosen:  # import only the task that runs
             tasks.load(module_name).add_reproduce_arguments(p, name)
     return parser
 
 
 def main(argv=None) -> int:
+    """Parse ``argv`` and reproduce; errors propagate (``cli.run`` turns them into one line)."""
     args = build_parser(argv).parse_args(argv)
     tasks.load(args.module_name).reproduce(args)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

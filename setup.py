@@ -26,6 +26,7 @@ setup(
             "architectures*",
             "data*",
             "evaluation*",
+            "inference*",
             "tasks*",
             "training*",
         ]

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from training.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """A problem with the data source; the message names the file and what is wrong."""
 
 

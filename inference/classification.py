@@ -107,7 +107,7 @@ class ClassificationPredictor:
                 kept.append(path)
             except (DataError, OSError, ValueError) as err:
                 failures.append(f"{path}: {err}")
-                print(f"[{i}/{len(paths)}] {path.name}: FAILED: {err}", file=sys.stderr, flush=True)
+                print(f"error: [{i}/{len(paths)}] {path}: {err}", file=sys.stderr, flush=True)
             else:
                 if progress and (i % 100 == 0 or i == len(paths)):
                     print(f"[{i}/{len(paths)}] images read", flush=True)

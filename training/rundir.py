@@ -10,13 +10,18 @@ import time
 from pathlib import Path
 
 from training import io
+from training.errors import UserError
 
 COMPLETE_MARKER = "COMPLETED"
 CONFIG_FILE = "config.json"
 
+# Every RunDir opened in this process, oldest first: the command-line wrapper
+# (training.cli.run) reports the unfinished ones when an error ends the command.
+OPENED: list[RunDir] = []
 
-class RunDirError(ValueError):
-    pass
+
+class RunDirError(UserError):
+    """A run directory that cannot be used as asked (exists, is not a run, ...)."""
 
 
 class RunDir:
@@ -55,9 +60,13 @@ class RunDir:
         chief = self.chief
         if resume and overwrite:
             raise RunDirError("--resume and --overwrite exclude each other; give one of them")
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"--out {self.path} is a file; the run directory must be a folder")
         exists = self.path.exists() and any(self.path.iterdir())
+        self.created = False
         if not chief:
             self.resuming = bool(exists and resume)
+            OPENED.append(self)
             return
         if exists and not (resume or overwrite):
             raise RunDirError(
@@ -67,9 +76,12 @@ class RunDir:
         if exists and overwrite and chief:
             shutil.rmtree(self.path)
         self.resuming = bool(exists and resume)
+        # Created here: nothing of the user's was in the folder before this process.
+        self.created = not self.resuming
         if chief:
             self.path.mkdir(parents=True, exist_ok=True)
             (self.path / COMPLETE_MARKER).unlink(missing_ok=True)
+        OPENED.append(self)
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -99,6 +111,17 @@ class RunDir:
     def complete(self) -> bool:
         return (self / COMPLETE_MARKER).exists()
 
+    def discard_if_unstarted(self) -> bool:
+        """Delete the folder if this process created it and no epoch finished in it (no
+        model, no backup), so a failed start does not block the next ``train.py`` with
+        "already exists". Returns True if it was deleted."""
+        if not (self.chief and self.created and self.path.is_dir()) or self.complete:
+            return False
+        if any((self / name).exists() for name in ("backup", "last.keras", "best.keras")):
+            return False
+        shutil.rmtree(self.path, ignore_errors=True)
+        return True
+
 
 def load_run_config(run_dir) -> dict:
     """The ``config.json`` of an existing run directory, with a clear error if absent."""
@@ -106,3 +129,29 @@ def load_run_config(run_dir) -> dict:
     if not path.exists():
         raise RunDirError(f"{run_dir} is not a run directory: {CONFIG_FILE} is missing")
     return io.read_json(path)
+
+
+def task_of_run(path) -> str | None:
+    """The ``task`` in the ``config.json`` of the run at ``path`` (a run directory or a
+    ``.keras`` file inside one); None if there is no readable one."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    try:
+        task = io.read_json(folder / CONFIG_FILE).get("task")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return task if isinstance(task, str) else None
+
+
+def task_of_runs(argv) -> str | None:
+    """The task of the first command-line argument that names a run (``evaluate.py RUN``,
+    ``predict.py RUN FILE``), so the task's own flags can be added before parsing."""
+    for item in argv:
+        if item.startswith("-"):
+            continue
+        path = Path(item)
+        if path.suffix == ".keras" or path.is_dir():
+            task = task_of_run(path)
+            if task is not None:
+                return task
+    return None

@@ -44,7 +44,7 @@ def test_isic_csv_has_one_row_per_image_with_uncertainty_and_odin(isic_run, tmp_
     (tmp_path / "photos" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (tmp_path / "photos" / "notes.txt").write_text("ignored: not an image suffix")
     status = predict.main(["--model", str(isic_run), "--input", str(tmp_path / "photos"), "--out", str(tmp_path / "out")])
-    assert status == 1  # the broken image failed, the others were predicted
+    assert status == 2  # the broken image failed, the others were predicted
     with open(tmp_path / "out" / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["image"] for r in rows) == sorted(str(p) for p in paths)

@@ -80,9 +80,11 @@ def test_predict_cli_reports_bad_inputs_and_still_writes_the_others(run_dir, tmp
          str(tmp_path / "small.nii.gz"), "--out", str(tmp_path / "out")]
     )
     err = capsys.readouterr().err
-    assert status == 1
-    assert "bad.nii.gz: FAILED" in err and "cannot read NIfTI header" in err
-    assert "small.nii.gz: FAILED" in err and "smaller than the model input 16x16" in err
+    assert status == 2  # an input failed: exit status 2, one error line per failed input
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "Traceback" not in err
+    assert "bad.nii.gz" in errors[0] and "cannot read NIfTI header" in errors[0]
+    assert "small.nii.gz" in errors[1] and "smaller than the model input 16x16" in errors[1]
     assert (tmp_path / "out" / "good_mask.nii.gz").exists()
     assert (tmp_path / "out" / "summary.csv").read_text().count("\n") == 2  # header + one row
 

@@ -1,0 +1,16 @@
+"""The one base class for mistakes a user can fix (a flag, a file, a folder).
+
+Command lines (:mod:`training.cli`) print such an error as one ``error: ...`` line and exit
+with status 2; anything else is a bug and keeps its traceback. It subclasses ``ValueError``
+so that code (and tests) catching ``ValueError`` keep working.
+"""
+
+from __future__ import annotations
+
+
+class UserError(ValueError):
+    """Bad input: the message names the flag or file, what was expected and what was received."""
+
+
+class UsageError(UserError):
+    """A flag the command line cannot parse (argparse's own message)."""
