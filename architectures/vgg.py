@@ -25,6 +25,8 @@ NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 # conv layers 4, 7, 10 and 13 (the last convolution of blocks 2-5), Narayanaswamy et al. Sec. 3
 ESTIMATOR_TAPS = ("block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
+FC_UNITS = 4096  # VGG-16's fc1 and fc2 (Simonyan and Zisserman 2015)
+HEADS = ("fc", "gap")
 
 
 def imagenet_weights_path() -> Path | None:
@@ -114,9 +116,10 @@ def build_vgg16_classifier(
     dropout: float = 0.4,
     l2: float = 0.0,
     estimator_units: int = 128,
+    head: str = "fc",
     name: str | None = None,
 ) -> keras.Model:
-    """VGG-16 -> global average pooling -> dropout -> Dense(C) logits -> softmax.
+    """VGG-16 -> classifier head -> Dense(C) logits -> softmax.
 
     Args:
         input_shape: (H, W, 3), H and W >= 32 (five 2x poolings).
@@ -130,7 +133,13 @@ def build_vgg16_classifier(
         l2: coefficient of an L2 penalty on every kernel (0 = none). For PyTorch-style Adam
             weight decay ``wd`` use ``l2 = wd / 2`` (gradient ``wd * w``).
         estimator_units: width of each tap's Dense layer (paper: 128).
+        head: ``"fc"`` (default): VGG-16's own classifier, flatten -> Dense(4096 x width, ReLU)
+            -> dropout -> Dense(4096 x width, ReLU) -> dropout (the paper "adopted a VGG-16
+            network"; these two layers start from random weights, the no-top ImageNet file has
+            none); ``"gap"``: global average pooling -> dropout, a lighter head.
     """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}; received {head!r}")
     if input_shape[0] < 32 or input_shape[1] < 32:
         raise ValueError(
             f"VGG-16 needs inputs of at least 32x32; received input_shape={tuple(input_shape)}"
@@ -148,8 +157,15 @@ def build_vgg16_classifier(
     )
     outs = feature_model(x)
     features = outs[0]
-    h = layers.GlobalAveragePooling2D(name="gap")(features)
-    h = layers.Dropout(dropout, name="dropout")(h)
+    if head == "gap":
+        h = layers.GlobalAveragePooling2D(name="gap")(features)
+        h = layers.Dropout(dropout, name="dropout")(h)
+    else:
+        h = layers.Flatten(name="flatten")(features)
+        units = max(1, int(round(FC_UNITS * width)))
+        for k in (1, 2):
+            h = layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"fc{k}")(h)
+            h = layers.Dropout(dropout, name=f"dropout{k}")(h)
     logits = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(h)
     probs = layers.Activation("softmax", name="probs")(logits)
     if not loss_estimator:

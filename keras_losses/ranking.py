@@ -7,23 +7,37 @@ from keras import ops
 
 from keras_losses._base import check_nonnegative, check_positive, register
 
+PAIR_REDUCTIONS = ("mean", "sum")
+RANK_TARGETS = ("ce", "weighted-ce")
 
-def margin_ranking(true_losses, predicted_losses, margin):
+
+def margin_ranking(true_losses, predicted_losses, margin, pair_reduction="mean"):
     """Per-sample margin ranking loss over all ordered pairs of a batch.
 
     Formula (pairs i != j):
         I_ij = +1 if l_i > l_j else -1
         r_ij = max(0, -I_ij (lhat_i - lhat_j) + gamma)
-    and sample i gets the mean of r_ij over j != i. ``true_losses`` are stop-gradient.
+    ``pair_reduction="mean"``: sample i gets mean_{j != i} r_ij, so the batch mean is the mean
+    over the n(n-1) ordered pairs. ``"sum"``: sample i gets n sum_{j != i} r_ij, so the batch
+    mean is the SUM over ordered pairs, eq. (1) read literally (lambda effectively n(n-1) times
+    larger). ``true_losses`` are stop-gradient.
     """
+    if pair_reduction not in PAIR_REDUCTIONS:
+        raise ValueError(
+            f"pair_reduction must be one of {', '.join(PAIR_REDUCTIONS)}; received {pair_reduction!r}"
+        )
     true = ops.stop_gradient(ops.reshape(ops.cast(true_losses, "float32"), (-1,)))
     lhat = ops.reshape(ops.cast(predicted_losses, "float32"), (-1,))
     sign = ops.where(ops.expand_dims(true, 1) > ops.expand_dims(true, 0), 1.0, -1.0)  # (n, n)
     diff = ops.expand_dims(lhat, 1) - ops.expand_dims(lhat, 0)
     pair = ops.maximum(-sign * diff + margin, 0.0)
     n = ops.shape(pair)[0]
+    nf = ops.cast(n, "float32")
     off_diagonal = 1.0 - ops.eye(n, dtype="float32")
-    return ops.sum(pair * off_diagonal, axis=1) / ops.maximum(ops.cast(n, "float32") - 1.0, 1.0)
+    per_sample = ops.sum(pair * off_diagonal, axis=1)  # (n,)
+    if pair_reduction == "sum":
+        return nf * per_sample
+    return per_sample / ops.maximum(nf - 1.0, 1.0)
 
 
 @register
@@ -39,6 +53,8 @@ class MarginRankingLoss(keras.losses.Loss):
 
     Args:
         margin: gamma (>= 0). Default 1.0 (Yoo and Kweon 2019, followed by Narayanaswamy et al.).
+        pair_reduction: ``"mean"`` (default) over the ordered pairs, or ``"sum"`` over them
+            (eq. (1) writes a sum; see :func:`margin_ranking`).
         name, reduction, dtype: as for ``keras.losses.Loss``.
 
     Inputs:
@@ -51,15 +67,21 @@ class MarginRankingLoss(keras.losses.Loss):
         D. Yoo, I. S. Kweon, "Learning loss for active learning", CVPR 2019.
     """
 
-    def __init__(self, margin=1.0, name="margin_ranking_loss", **kwargs):
+    def __init__(self, margin=1.0, pair_reduction="mean", name="margin_ranking_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.margin = check_nonnegative("margin", margin)
+        margin_ranking([0.0], [0.0], 0.0, pair_reduction)  # validates pair_reduction
+        self.pair_reduction = pair_reduction
 
     def call(self, y_true, y_pred):
-        return margin_ranking(y_true, y_pred, self.margin)
+        return margin_ranking(y_true, y_pred, self.margin, self.pair_reduction)
 
     def get_config(self):
-        return {**super().get_config(), "margin": self.margin}
+        return {
+            **super().get_config(),
+            "margin": self.margin,
+            "pair_reduction": self.pair_reduction,
+        }
 
 
 @register
@@ -72,12 +94,20 @@ class LossEstimatorLoss(keras.losses.Loss):
     the estimates lhat with l (stop-gradient) through :class:`MarginRankingLoss`.
 
     Formula:
-        L = mean_i l_i + lambda mean_{i != j} max(0, -I(l_i, l_j)(lhat_i - lhat_j) + gamma)
+        L = mean_i c_i + lambda mean_{i != j} max(0, -I(l_i, l_j)(lhat_i - lhat_j) + gamma)
+        c_i = -w_{y_i} log p_{y_i}   (the trained cross-entropy, weighted if class_weights)
+        l_i = -log p_{y_i}           (rank_target="ce") or c_i (rank_target="weighted-ce")
 
     Args:
         lambda_: weight of the ranking term (default 0.5, the paper's value).
         margin: gamma of the ranking loss (default 1.0).
         class_weights: optional list of C per-class weights for the cross-entropy.
+        rank_target: what the estimator ranks. ``"ce"`` (default): the unweighted per-sample
+            cross-entropy, the paper's "l = L_pri = L_CE(F(x), y)" (Sec. 3); ``"weighted-ce"``:
+            the class-weighted loss that is trained (Sec. 4.1 weights it), which ranks every
+            rare-class sample as harder by its class weight.
+        pair_reduction: ``"mean"`` (default) or ``"sum"`` over ordered pairs (see
+            :func:`margin_ranking`); eq. (1) writes a sum without saying over which pairs.
         name, reduction, dtype: as for ``keras.losses.Loss``.
 
     Inputs:
@@ -89,12 +119,30 @@ class LossEstimatorLoss(keras.losses.Loss):
         arXiv:2103.03788, 2021, eq. (1) and Sec. 3 (lambda = 0.5).
     """
 
-    def __init__(self, lambda_=0.5, margin=1.0, class_weights=None, name="loss_estimator_loss", **kwargs):
+    def __init__(
+        self,
+        lambda_=0.5,
+        margin=1.0,
+        class_weights=None,
+        rank_target="ce",
+        pair_reduction="mean",
+        name="loss_estimator_loss",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
+        if rank_target not in RANK_TARGETS:
+            raise ValueError(
+                f"rank_target must be one of {', '.join(RANK_TARGETS)}; received {rank_target!r}"
+            )
+        margin_ranking([0.0], [0.0], 0.0, pair_reduction)  # validates pair_reduction
+        self.rank_target = rank_target
+        self.pair_reduction = pair_reduction
         self.lambda_ = check_nonnegative("lambda_", lambda_)
         self.margin = check_nonnegative("margin", margin)
         self.class_weights = (
-            None if class_weights is None else [check_positive(f"class_weights[{i}]", w) for i, w in enumerate(class_weights)]
+            None
+            if class_weights is None
+            else [check_positive(f"class_weights[{i}]", w) for i, w in enumerate(class_weights)]
         )
 
     def call(self, y_true, y_pred):
@@ -106,7 +154,10 @@ class LossEstimatorLoss(keras.losses.Loss):
             )
         probs, lhat = y_pred[:, :-1], y_pred[:, -1]
         ce = per_sample_crossentropy(y_true, probs, self.class_weights)
-        return ce + self.lambda_ * margin_ranking(ce, lhat, self.margin)
+        target = ce
+        if self.rank_target == "ce" and self.class_weights is not None:
+            target = per_sample_crossentropy(y_true, probs, None)
+        return ce + self.lambda_ * margin_ranking(target, lhat, self.margin, self.pair_reduction)
 
     def get_config(self):
         return {
@@ -114,6 +165,8 @@ class LossEstimatorLoss(keras.losses.Loss):
             "lambda_": self.lambda_,
             "margin": self.margin,
             "class_weights": self.class_weights,
+            "rank_target": self.rank_target,
+            "pair_reduction": self.pair_reduction,
         }
 
 
@@ -151,7 +204,9 @@ class ClassWeightedCategoricalCrossentropy(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
         if class_weights is None or len(class_weights) == 0:
             raise ValueError("`class_weights` must list one weight per class; received none")
-        self.class_weights = [check_positive(f"class_weights[{i}]", w) for i, w in enumerate(class_weights)]
+        self.class_weights = [
+            check_positive(f"class_weights[{i}]", w) for i, w in enumerate(class_weights)
+        ]
 
     def call(self, y_true, y_pred):
         if y_pred.shape[-1] is not None and y_pred.shape[-1] != len(self.class_weights):

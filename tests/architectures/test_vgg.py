@@ -29,6 +29,20 @@ def test_vanilla_and_estimator_outputs():
     assert len(convs) == 13 and [convs[i - 1] for i in (4, 7, 10, 13)] == list(vgg.ESTIMATOR_TAPS)
 
 
+def test_fc_head_is_vgg16s_classifier_and_gap_head_is_lighter():
+    fc = vgg.build_vgg16_classifier((64, 64, 3), 5, width=0.125, dropout=0.4)
+    assert [fc.get_layer(n).units for n in ("fc1", "fc2")] == [512, 512]  # 4096 x 0.125
+    assert fc.get_layer("dropout1").rate == 0.4 and fc.get_layer("dropout2").rate == 0.4
+    # flatten of the 2 x 2 x 64 block-5 output feeds fc1
+    assert fc.get_layer("fc1").kernel.shape == (2 * 2 * 64, 512)
+    gap = vgg.build_vgg16_classifier((64, 64, 3), 5, width=0.125, head="gap")
+    assert gap.get_layer("logits").kernel.shape == (64, 5)
+    extra = fc.count_params() - gap.count_params()
+    assert extra == (256 * 512 + 512) + (512 * 512 + 512) + (512 * 5 + 5) - (64 * 5 + 5)
+    with pytest.raises(ValueError, match="head must be one of fc, gap"):
+        vgg.build_vgg16_classifier((32, 32, 3), 2, width=0.0625, head="mlp")
+
+
 def test_full_width_is_keras_applications_vgg16():
     m = vgg.build_vgg16_classifier((32, 32, 3), 5, width=1.0, weights="none")
     base = m.get_layer("vgg16")

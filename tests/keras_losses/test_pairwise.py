@@ -101,9 +101,24 @@ def test_loss_estimator_loss_is_ce_plus_half_ranking():
     lhat = rng.random((8, 1)).astype("float32")
     weights = [1.0, 2.0, 0.5, 3.0]
     ce = -(y * np.log(probs) * np.array(weights)).sum(1)
-    expected = ce.mean() + 0.5 * ranking_reference(ce, lhat[:, 0], 1.0)
-    got = float(kl.LossEstimatorLoss(lambda_=0.5, class_weights=weights)(y, np.concatenate([probs, lhat], 1)))
+    plain_ce = -(y * np.log(probs)).sum(1)
+    y_pred = np.concatenate([probs, lhat], 1)
+    # default: the weighted CE is trained, the estimator ranks the unweighted CE (paper Sec. 3)
+    expected = ce.mean() + 0.5 * ranking_reference(plain_ce, lhat[:, 0], 1.0)
+    got = float(kl.LossEstimatorLoss(lambda_=0.5, class_weights=weights)(y, y_pred))
     assert got == pytest.approx(expected, rel=1e-5)
+    expected_w = ce.mean() + 0.5 * ranking_reference(ce, lhat[:, 0], 1.0)
+    loss_w = kl.LossEstimatorLoss(lambda_=0.5, class_weights=weights, rank_target="weighted-ce")
+    assert float(loss_w(y, y_pred)) == pytest.approx(expected_w, rel=1e-5)
+    assert expected_w != pytest.approx(expected, rel=1e-3)  # the two targets rank differently here
+    # eq. (1) as a sum over the n(n-1) = 56 ordered pairs
+    expected_sum = ce.mean() + 0.5 * 56 * ranking_reference(plain_ce, lhat[:, 0], 1.0)
+    loss_sum = kl.LossEstimatorLoss(lambda_=0.5, class_weights=weights, pair_reduction="sum")
+    assert float(loss_sum(y, y_pred)) == pytest.approx(expected_sum, rel=1e-5)
+    with pytest.raises(ValueError, match="rank_target must be one of ce, weighted-ce"):
+        kl.LossEstimatorLoss(rank_target="mse")
+    with pytest.raises(ValueError, match="pair_reduction must be one of mean, sum"):
+        kl.LossEstimatorLoss(pair_reduction="max")
     weighted_ce = float(kl.ClassWeightedCategoricalCrossentropy(weights)(y, probs))
     assert weighted_ce == pytest.approx(ce.mean(), rel=1e-5)
 

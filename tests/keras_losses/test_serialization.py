@@ -18,7 +18,9 @@ SEGMENTATION = [
 ALL = SEGMENTATION + [
     lambda: kl.ContrastiveLoss(margin=2.0),
     lambda: kl.MarginRankingLoss(margin=0.5),
-    lambda: kl.LossEstimatorLoss(lambda_=0.25, class_weights=[1.0, 2.0]),
+    lambda: kl.LossEstimatorLoss(
+        lambda_=0.25, class_weights=[1.0, 2.0], rank_target="weighted-ce", pair_reduction="sum"
+    ),
     lambda: kl.ClassWeightedCategoricalCrossentropy([1.0, 2.0, 3.0]),
 ]
 
