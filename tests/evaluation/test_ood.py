@@ -114,6 +114,9 @@ def test_odin_matches_numpy():
     k = z.argmax(1)
     # d(-log S_k)/dx = -(w[:, k] - sum_j S_j w[:, j]) / T
     grad = -(w[:, k].T - s @ w.T) / T
+    # The signs are compared exactly: valid because no component lies within float32 rounding
+    # of zero (TensorFlow and NumPy sum the gradient in different orders).
+    assert np.abs(grad).min() > 1e-4
     x_tilde = flat - eps * np.sign(grad)
     expected = softmax((x_tilde @ w + b) / T).max(1)
     np.testing.assert_array_equal(

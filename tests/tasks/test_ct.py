@@ -176,17 +176,30 @@ def test_train_glf_det_writes_a_complete_run_directory(patch_dir, tmp_path):
     # the test metrics against a numpy recount on the test file, read directly
     with h5py.File(patch_dir / "test_patches.h5") as f:
         images, labels = f["images"][()][:, 0, ..., None], f["labels"][()][:, 0, ..., None]
-    probs = model.predict_on_batch(images)
-    truth, pred = (labels > 0.5).reshape(20, -1), (probs >= 0.5).reshape(20, -1)
+    probs = model.predict_on_batch(images).reshape(20, -1)
+    truth = (labels > 0.5).reshape(20, -1)
     tumour = truth.any(1)
-    tp, fp, fn = (truth & pred).sum(1), (~truth & pred).sum(1), (truth & ~pred).sum(1)
-    dice = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 1.0)
+    # Evaluation predicts in batches of 8, this recount in one batch of 20: oneDNN may sum a
+    # convolution in another order for another batch size or CPU, which moves a probability
+    # by float32 rounding (well under 1e-4 for this 2-level, 4-filter net). A pixel that close
+    # to the 0.5 threshold may fall either way (an untrained net has many), so the reported
+    # metric must lie between the recounts with those pixels all negative and all positive;
+    # every other pixel counts exactly.
+    ambiguous = np.abs(probs - 0.5) < 1e-4
+    recounts = []
+    for pred in (probs >= 0.5) & ~ambiguous, (probs >= 0.5) | ambiguous:
+        tp, fp, fn = (truth & pred).sum(1), (~truth & pred).sum(1), (truth & ~pred).sum(1)
+        dice = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 1.0)
+        recall = tp / np.maximum(tp + fn, 1)
+        recounts.append((dice[tumour].mean(), recall[tumour].mean(), (fp[~tumour] == 0).mean()))
     got = metrics["models"]["glf-det"]
-    assert got["tumour_slices"]["dice"] == pytest.approx(dice[tumour].mean(), abs=1e-6)
-    assert got["tumour_slices"]["recall"] == pytest.approx(
-        (tp / np.maximum(tp + fn, 1))[tumour].mean(), abs=1e-6
+    reported = (
+        got["tumour_slices"]["dice"],
+        got["tumour_slices"]["recall"],
+        got["tumour_free_slices"]["dice"],
     )
-    assert got["tumour_free_slices"]["dice"] == pytest.approx((fp[~tumour] == 0).mean(), abs=1e-6)
+    for value, a, b in zip(reported, *recounts, strict=True):
+        assert min(a, b) - 1e-6 <= value <= max(a, b) + 1e-6, (reported, recounts)
 
     # evaluate.py on two runs' models (the same run twice, labelled) writes metrics and overlays
     ev = tmp_path / "eval"
