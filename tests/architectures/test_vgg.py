@@ -62,10 +62,18 @@ def test_l2_penalty_on_every_kernel():
 
 
 def test_weights_resolution(tmp_path, monkeypatch, capsys):
+    # A cached ImageNet file under KERAS_HOME is found and used.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    assert vgg.resolve_weights("imagenet") is None or vgg.imagenet_weights_path() is not None
-    if vgg.imagenet_weights_path() is None:
-        assert "random initialization" in capsys.readouterr().out
+    cached = tmp_path / "models" / vgg.NOTOP_FILE
+    cached.parent.mkdir()
+    cached.write_bytes(b"weights")
+    assert vgg.imagenet_weights_path() == cached
+    assert vgg.resolve_weights("imagenet") == str(cached)
+    # Without one, "imagenet" says so and starts from random initialization (no download).
+    cached.unlink()
+    monkeypatch.setattr(vgg, "imagenet_weights_path", lambda: None)
+    assert vgg.resolve_weights("imagenet") is None
+    assert "random initialization" in capsys.readouterr().out
     assert vgg.resolve_weights("none") is None
     with pytest.raises(FileNotFoundError, match="--weights"):
         vgg.resolve_weights(str(tmp_path / "missing.h5"))

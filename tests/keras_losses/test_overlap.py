@@ -65,13 +65,29 @@ def random_pair(seed, shape=(4, 8, 8, 1)):
     return y, p
 
 
+def textbook(y, p, per_image, formula):
+    """``formula(TP, FP, FN)`` on soft counts (numpy, float64), per image and averaged, or pooled."""
+    y, p = y.astype(np.float64), p.astype(np.float64)
+    axes = (1, 2, 3) if per_image else (0, 1, 2, 3)
+    tp, fp, fn = (p * y).sum(axes), (p * (1 - y)).sum(axes), ((1 - p) * y).sum(axes)
+    return float(np.mean(formula(tp, fp, fn)))
+
+
 @pytest.mark.parametrize("per_image", [False, True])
-def test_special_cases_are_exact(per_image):
+def test_special_cases_match_their_textbook_formulas(per_image):
+    """Dice, effectiveness (F-beta) and Tversky, each against its own formula written here,
+    not against the GLF they are built on (which would compare the GLF with itself)."""
     y, p = random_pair(1)
-    glf = lambda a, b, c: float(kl.GeneralizedLoss(a, b, c, per_image=per_image)(y, p))  # noqa: E731
-    assert float(kl.DiceLoss(per_image=per_image)(y, p)) == glf(1, 1, 1)
-    assert float(kl.EffectivenessLoss(2.5, per_image=per_image)(y, p)) == glf(1, 1, 2.5)
-    assert float(kl.TverskyLoss(0.3, 0.7, per_image=per_image)(y, p)) == glf(0.6, 1.4, 1)
+    dice = textbook(y, p, per_image, lambda tp, fp, fn: 1 - 2 * tp / (2 * tp + fp + fn))
+    assert float(kl.DiceLoss(per_image=per_image, smooth=0)(y, p)) == pytest.approx(dice, rel=1e-6)
+    b2 = 2.5
+    f_beta = textbook(y, p, per_image, lambda tp, fp, fn: 1 - (1 + b2) * tp / ((1 + b2) * tp + fp + b2 * fn))
+    got = float(kl.EffectivenessLoss(b2, per_image=per_image, smooth=0)(y, p))
+    assert got == pytest.approx(f_beta, rel=1e-6)
+    a, b = 0.3, 0.7  # Tversky: a weighs false positives, b false negatives
+    tversky = textbook(y, p, per_image, lambda tp, fp, fn: 1 - tp / (tp + a * fp + b * fn))
+    got = float(kl.TverskyLoss(a, b, per_image=per_image, smooth=0)(y, p))
+    assert got == pytest.approx(tversky, rel=1e-6)
 
 
 def test_glf_is_tversky_with_mapped_coefficients():

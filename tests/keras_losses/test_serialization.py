@@ -1,5 +1,7 @@
 """Every loss round-trips through get_config and through a saved .keras model."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -25,14 +27,46 @@ ALL = SEGMENTATION + [
 ]
 
 
-@pytest.mark.parametrize("make", ALL)
-def test_get_config_round_trip(make):
-    loss = make()
+# Every constructor argument of every loss, each given a value other than its default, so that
+# an argument get_config forgets (or stores wrongly) shows up as a missing or different key.
+CONSTRUCTED = [
+    (kl.GeneralizedLoss, dict(alpha_p=0.7, alpha_n=1.3, beta2=2.0, per_image=True, smooth=0.5, reduction="sum")),
+    (kl.DiceLoss, dict(per_image=True, smooth=0.5)),
+    (kl.EffectivenessLoss, dict(beta2=3.0, per_image=True, smooth=0.5)),
+    (kl.TverskyLoss, dict(alpha=0.3, beta=0.6, per_image=True, smooth=0.5)),
+    (kl.SquaredDiceLoss, dict(per_image=not kl.SquaredDiceLoss().per_image, smooth=0.5)),
+    (kl.BinaryFocalLoss, dict(alpha=0.4, gamma=1.5, apply_class_balancing=True)),
+    (kl.CombinedLoss, dict(losses=[kl.SquaredDiceLoss(), kl.BinaryFocalLoss()], weights=[1.0, 0.5])),
+    (kl.ContrastiveLoss, dict(margin=2.0)),
+    (kl.MarginRankingLoss, dict(margin=0.5)),
+    (kl.LossEstimatorLoss, dict(lambda_=0.25, margin=0.5, class_weights=[1.0, 2.0])),
+    (kl.ClassWeightedCategoricalCrossentropy, dict(class_weights=[1.0, 2.0, 3.0])),
+]
+NOT_STORED = {"self", "kwargs", "dtype"}  # dtype: the base class's, stored as a policy
+
+
+@pytest.mark.parametrize("cls, arguments", CONSTRUCTED, ids=[c.__name__ for c, _ in CONSTRUCTED])
+def test_get_config_holds_every_constructor_argument(cls, arguments):
+    parameters = inspect.signature(cls.__init__).parameters
+    expected = set(parameters) - NOT_STORED
+    assert set(arguments) | {"name"} == expected  # the table covers every argument
+    for key, value in arguments.items():
+        assert value != parameters[key].default, key  # non-default, so a lost value shows
+    loss = cls(**arguments, name="custom_name")
     config = loss.get_config()
-    clone = type(loss).from_config(config)
+    assert expected <= set(config), expected - set(config)
+    assert config["name"] == "custom_name"
+    for key, value in arguments.items():
+        if key == "losses":
+            assert [keras.saving.deserialize_keras_object(c).get_config() for c in config[key]] == [
+                v.get_config() for v in value
+            ]
+        else:
+            assert list(config[key]) == value if isinstance(value, list) else config[key] == value
+    clone = cls.from_config(config)
     assert clone.get_config() == config
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
-    assert type(restored) is type(loss) and restored.get_config() == config
+    assert type(restored) is cls and restored.get_config() == config
 
 
 def test_registered_under_one_package_name():

@@ -3,7 +3,8 @@
 ``python tests/training/worker.py RESULT.json --strategy mirrored --devices 2 ...``
 
 Trains a two-layer conv net with the GLF (``keras_losses.GeneralizedLoss``) and a
-coefficient-adapting callback on fixed synthetic data (no shuffling, fixed initial
+coefficient-adapting callback (the package's ``DeterministicGLFCallback`` with ``--adaptive``,
+else a stand-in rule whose state the resume tests check) on fixed synthetic data (no shuffling, fixed initial
 weights), through ``training.fit.fit_model``, and writes what the tests compare: the loss of
 every batch, the GLF coefficients after every batch, the final weights and optimizer
 iterations. The logical CPU devices must be configured before TensorFlow starts, which is
@@ -72,7 +73,10 @@ def main(argv=None):
         "--reference", default=None, help="also run an uninterrupted run into this folder"
     )
     p.add_argument(
-        "--adaptive", action="store_true", help="use keras_losses.adaptive.DeterministicGLFCallback"
+        "--adaptive",
+        default=None,
+        metavar="JSON",
+        help="adapt with keras_losses.adaptive.DeterministicGLFCallback(loss, **JSON), e.g. '{}'",
     )
     p.add_argument("--single", default=None, help="also train on one device into this folder")
     args = p.parse_args(argv)
@@ -189,12 +193,14 @@ def run(args, strategy, out, loop, resume=None, kill_at="", chief=None):
         # exactly the single-device loss and gradient.
         loss = make_loss(args.loss)
         model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
-    adapt = AdaptCoefficients(loss, update=not args.adaptive)
+    adapt = AdaptCoefficients(loss, update=args.adaptive is None)
     callbacks = [adapt]
-    if args.adaptive:  # the real deterministic GLF rule adapts; AdaptCoefficients only records
+    rule = None
+    if args.adaptive is not None:  # the package's rule adapts; AdaptCoefficients only records
         from keras_losses.adaptive import DeterministicGLFCallback
 
-        callbacks.insert(0, DeterministicGLFCallback(loss))
+        rule = DeterministicGLFCallback(loss, **json.loads(args.adaptive))
+        callbacks.insert(0, rule)
     resume = args.resume if resume is None else resume
     kill_at = args.kill_at if kill_at == "" else kill_at
     if kill_at:
@@ -252,6 +258,10 @@ def run(args, strategy, out, loop, resume=None, kill_at="", chief=None):
         "history": history,
         "error": error,
         "chief": run_dir.chief,
+        # what the rule saw: counts of the batch just trained and its number of images
+        "rule": [[float(r[k]) for k in ("tp", "fp", "fn", "images")] for r in rule.rows]
+        if rule is not None
+        else [],
     }
 
 
