@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,16 +202,24 @@ class SliceCache:
         self.path = Path(path)
         if not is_complete(self.path):
             raise DataError(f"{self.path}: incomplete preprocessing cache (delete it to rebuild)")
-        self.manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
-        with np.load(self.path / "index.npz", allow_pickle=False) as index:
-            self.case_id = index["case_id"]
-            self.slice_index = index["slice_index"]
-            self.tumour_px = index["tumour_px"]
-            self.tumour_px_source = index["tumour_px_source"]
-        self.size = int(self.manifest["size"])
+        try:
+            self.manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+            with np.load(self.path / "index.npz", allow_pickle=False) as index:
+                self.case_id = index["case_id"]
+                self.slice_index = index["slice_index"]
+                self.tumour_px = index["tumour_px"]
+                self.tumour_px_source = index["tumour_px_source"]
+            self.size = int(self.manifest["size"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            raise DataError(f"{self.path}: corrupt preprocessing cache (delete the folder to rebuild "
+                            f"it): {type(err).__name__}: {err}") from None
         self._layout = {}
         for name, dtype in (("images", IMAGE_DTYPE), ("masks", MASK_DTYPE)):
-            array = np.load(self.path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            try:
+                array = np.load(self.path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as err:  # a truncated file does not map
+                raise DataError(f"{self.path / (name + '.npy')}: corrupt preprocessing cache "
+                                f"(delete the folder to rebuild it): {err}") from None
             if array.shape != (len(self.case_id), self.size, self.size) or array.dtype != dtype:
                 raise DataError(f"{self.path / (name + '.npy')}: shape {array.shape} {array.dtype} does not "
                                 f"match the index ({len(self.case_id)}, {self.size}, {self.size}) {np.dtype(dtype)}")

@@ -192,9 +192,8 @@ def _volume_loader(case, allowed, tumour, window):
         hu = load_canonical(case.image, np.float32)
         labels = load_canonical(case.label, np.float32)  # LiTS stores some segmentations as float
         labels = np.rint(labels).astype(np.int16)
-        problems = validate.check_shapes_match(hu.shape, labels.shape, case.image, case.label)
-        problems += validate.check_array(labels, case.label, labels=allowed, what="label values")
-        validate.raise_problems(problems)
+        # (shapes were compared by the header check, which every cache pass runs first)
+        validate.raise_problems(validate.check_array(labels, case.label, labels=allowed, what="label values"))
         # Axial slices along the last (canonical S) axis, turned so anterior is up as on screen.
         images = np.rot90(np.moveaxis(apply_window(hu, window), 2, 0), axes=(1, 2))
         masks = np.rot90(np.moveaxis(labels == tumour, 2, 0), axes=(1, 2))

@@ -123,7 +123,7 @@ def list_dermoscopy(root, layout: str = "auto") -> tuple[list[Record], list[str]
         raise DataError(f"--data-dir {root} is not a folder")
     layout = detect_layout(root) if layout == "auto" else layout
     if layout not in ("isic", "ham"):
-        raise DataError(f"layout must be auto, isic or ham; received {layout!r}")
+        raise DataError(f"--layout must be auto, isic or ham; received {layout!r} (for {root})")
     lesions: dict[str, str] = {}
     if (root / HAM_CSV).is_file():
         for row in _ham_rows(root / HAM_CSV):

@@ -291,3 +291,109 @@ def test_unknown_layout(tmp_path):
         detect_source(cfg(tmp_path / "empty"))
     with pytest.raises(DataError, match="no such file or folder"):
         detect_source(cfg(tmp_path / "nowhere"))
+
+
+# --------------------------------------------------------------------------- every refusal
+
+
+def test_data_dir_kinds_that_are_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"--data-dir .*notes\.txt: a file must be HDF5 patches \(\.h5\); received notes\.txt"):
+        detect_source(cfg(tmp_path / "notes.txt"))
+    root = write_slices(tmp_path / "slices")
+    with pytest.raises(DataError, match=r"--window does not apply to a folder of PNG/JPEG slices .*slices"):
+        prepare_ct_data(cfg(root, image_size=24, window=(-1000, 400)))
+    (tmp_path / "hidden").mkdir()  # only a hidden patch file (a macOS resource fork): no cases
+    (tmp_path / "hidden" / "._p.h5").write_bytes(b"junk")
+    with pytest.raises(DataError, match=r"hidden: no cases found"):
+        prepare_ct_data(cfg(tmp_path / "hidden", image_size=16))
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    (tmp_path / "empty" / "masks").mkdir()
+    with pytest.raises(DataError, match=r"empty/images: no PNG or JPEG images found"):
+        prepare_ct_data(cfg(tmp_path / "empty", image_size=16))
+
+
+def test_lits_pairing_errors(tmp_path):
+    root = write_lits(tmp_path / "lits", n=2)
+    (root / "segmentation-7.nii").write_bytes((root / "segmentation-1.nii").read_bytes())
+    with pytest.raises(DataError, match=r"segmentation-7\.nii: segmentation without a matching volume-7\.nii"):
+        prepare_ct_data(cfg(root, task="liver"))
+    (root / "segmentation-7.nii").unlink()
+    (root / "sub").mkdir()
+    (root / "sub" / "volume-1.nii.gz").write_bytes(b"x")
+    with pytest.raises(DataError, match=r"volume-1\.nii.*: case 1 occurs twice \(also .*\)"):
+        prepare_ct_data(cfg(root, task="liver"))
+    from data.lits import list_lits_cases
+
+    (tmp_path / "none").mkdir()
+    with pytest.raises(DataError, match=r"none: no LiTS volume-N\.nii files found"):
+        list_lits_cases(tmp_path / "none")
+
+
+@pytest.mark.parametrize(
+    "split, message",
+    [
+        ("{not json", r"split\.json: cannot read the split"),
+        ({"train": ["lung_000"], "val": []}, r"split must list 'train', 'val' and 'test' case ids; missing \['test'\]"),
+        ({"train": ["lung_000", "lung_099"], "val": [], "test": []}, r"the split names 1 case\(s\) absent from .*: \['lung_099'\]"),
+        ({"train": ["lung_000", "lung_001"], "val": ["lung_001"], "test": []}, r"the split puts case\(s\) \['lung_001'\] in two splits"),
+        ({"train": [], "val": ["lung_000"], "test": ["lung_001"]}, r"the split leaves no training cases \(6 cases in .*\)"),
+    ],
+    ids=["unreadable", "missing-key", "absent-case", "overlap", "no-train"],
+)
+def test_a_runs_split_json_is_checked(tmp_path, split, message):
+    """A resumed or evaluated run reuses its split.json: a damaged one is refused by name."""
+    root = write_msd(tmp_path / "msd")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "split.json").write_text(split if isinstance(split, str) else json.dumps(split))
+    with pytest.raises(DataError, match=message):
+        prepare_ct_data(cfg(root), run_dir=run)
+
+
+def test_an_empty_split_is_refused_when_asked_for(tmp_path):
+    data = prepare_ct_data(cfg(write_msd(tmp_path / "msd"), val_fraction=0.0))
+    assert data.split["val"] == []
+    with pytest.raises(DataError, match=r"split 'val' holds no slices \(cases: 0\); adjust --val-fraction"):
+        data.val(2)
+
+
+def test_a_damaged_preprocessing_cache_is_refused(tmp_path):
+    from data.cache import SliceCache
+
+    root = write_msd(tmp_path / "msd")
+    data = prepare_ct_data(cfg(root))
+    cache = data.cache.path
+    images = np.load(cache / "images.npy")
+    # A cache folder is complete only with all four files.
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "images.npy").write_bytes(b"")
+    with pytest.raises(DataError, match=r"partial: incomplete preprocessing cache \(delete it to rebuild\)"):
+        SliceCache(tmp_path / "partial")
+    # Opened while intact, cut short later (another process rewrote it): rows read short.
+    opened = SliceCache(cache)
+    (cache / "images.npy").write_bytes((cache / "images.npy").read_bytes()[:-100])
+    with pytest.raises(DataError, match=r"images\.npy: truncated \(rows 35\.\. are short\)"):
+        opened.read("images", [35])
+    opened.close()
+    # Truncated when a run opens it: refused before training, naming the file.
+    with pytest.raises(DataError, match=r"images\.npy: corrupt preprocessing cache \(delete the folder to rebuild it\)"):
+        prepare_ct_data(cfg(root))
+    np.save(cache / "images.npy", images[:-1])  # a readable array of the wrong length
+    with pytest.raises(DataError, match=r"images\.npy: shape \(35, 32, 32\) uint16 does not match the index \(36, 32, 32\) uint16"):
+        prepare_ct_data(cfg(root))
+    (cache / "manifest.json").write_text("{")
+    with pytest.raises(DataError, match=r"corrupt preprocessing cache .*JSONDecodeError"):
+        prepare_ct_data(cfg(root))
+
+
+def test_a_unit_that_reads_other_than_its_header_said(tmp_path):
+    """The cache pass compares each unit's slice count with its header's (a file rewritten
+    between the two reads)."""
+    from data.cache import Unit, build_cache
+
+    def load():
+        return [np.zeros((4, 4), np.float32)] * 2, [np.zeros((4, 4), bool)] * 2, ["a", "a"], [0, 1]
+
+    with pytest.raises(DataError, match=r"vol-a: header says 3 slices but 2 were read"):
+        build_cache(tmp_path / "c", [Unit(name="vol-a", n_slices=3, load=load)], 4, "resize", {}, verbose=False)

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from data import validate
-from data.dermoscopy import Record, check_images, list_dermoscopy
+from data.dermoscopy import Record, check_images, list_dermoscopy, load_images
 from data.hippocampus import SliceSettings, decode_case
 from data.msd import Case, DataError, list_msd_cases, load_canonical, load_label, load_nifti
 from data.patches import patch_file_info, read_patches
@@ -317,6 +317,79 @@ def csv_unknown_dx(tmp):
     return bad, lambda: list_dermoscopy(tmp), "row 2: dx must be one of mel, nv, bcc, akiec, bkl, df, vasc; found 'xyz'"
 
 
+def isic(tmp, text, images=("ISIC_1",)):
+    for name in images:
+        image(tmp / "images" / f"{name}.jpg")
+    path = tmp / "ISIC_2019_Training_GroundTruth.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def isic_one_hot_not_numbers(tmp):
+    bad = isic(tmp, "image,MEL,NV,BCC,AK,BKL\nISIC_1,x,0,0,0,0\n")
+    return bad, lambda: list_dermoscopy(tmp), "row 2 (ISIC_1): one-hot values must be numbers"
+
+
+def isic_no_image_folder(tmp):
+    isic(tmp, "image,MEL,NV,BCC,AK,BKL\nISIC_1,1,0,0,0,0\n", images=())
+    return tmp, lambda: list_dermoscopy(tmp), "no folder of images found (looked for images, "
+
+
+def isic_no_listed_image_exists(tmp):
+    isic(tmp, "image,MEL,NV,BCC,AK,BKL\nISIC_2,1,0,0,0,0\n", images=("ISIC_1",))
+    return tmp, lambda: list_dermoscopy(tmp), "none of the 1 images listed in the CSV exists in"
+
+
+def dermoscopy_not_a_folder(tmp):
+    bad = tmp / "nowhere"
+    return bad, lambda: list_dermoscopy(bad), "is not a folder"
+
+
+def dermoscopy_unknown_layout(tmp):
+    ham(tmp, "lesion_id,image_id,dx\nL1,ISIC_1,nv\n")
+    return tmp, lambda: list_dermoscopy(tmp, "isic2020"), "layout must be auto, isic or ham; received 'isic2020'"
+
+
+def ham_layout_without_its_csv(tmp):
+    isic(tmp, "image,MEL,NV,BCC,AK,BKL\nISIC_1,1,0,0,0,0\n")
+    return tmp / "HAM10000_metadata.csv", lambda: list_dermoscopy(tmp, "ham"), "not found"
+
+
+def unreadable_mask_while_loading(tmp):
+    good = image(tmp / "ISIC_1.jpg")
+    bad = tmp / "ISIC_1_segmentation.png"
+    bad.write_bytes(b"not a png")
+    record = Record("ISIC_1", good, "NV", "l", mask=bad)
+    return bad, lambda: load_images([record], 16, progress=False), "not a readable mask image"
+
+
+def nodule_arrays_of_other_lengths(tmp):
+    from data.nodules import check_arrays
+
+    source = tmp / "nodules"
+    return (
+        source,
+        lambda: check_arrays(np.zeros((3, 8, 8)), np.zeros(2), str(source)),
+        "expected images (n, h, w[, 1]) and labels (n,); received (3, 8, 8) and (2,)",
+    )
+
+
+def ood_folder_missing(tmp):
+    from evaluation.ood_sets import folder_images
+
+    bad = tmp / "ood"
+    return bad, lambda: folder_images(bad, 16), "is not a folder"
+
+
+def ood_folder_without_images(tmp):
+    from evaluation.ood_sets import folder_images
+
+    bad = tmp / "ood"
+    bad.mkdir()
+    (bad / "notes.txt").write_text("x")
+    return bad, lambda: folder_images(bad, 16), "holds no .jpg/.jpeg/.png images"
+
+
 CASES = [
     corrupt_nifti,
     truncated_nifti_gz,
@@ -352,6 +425,16 @@ CASES = [
     csv_undecodable,
     csv_empty,
     csv_unknown_dx,
+    isic_one_hot_not_numbers,
+    isic_no_image_folder,
+    isic_no_listed_image_exists,
+    dermoscopy_not_a_folder,
+    dermoscopy_unknown_layout,
+    ham_layout_without_its_csv,
+    unreadable_mask_while_loading,
+    nodule_arrays_of_other_lengths,
+    ood_folder_missing,
+    ood_folder_without_images,
 ]
 
 
@@ -397,3 +480,18 @@ def test_inside_accepts_subfolders_and_refuses_escapes(tmp_path):
     for escape in ("../x.jpg", "/etc/passwd", "a/../../x"):
         with pytest.raises(DataError, match="outside the data folder"):
             validate.inside(tmp_path, escape, "meta.csv")
+
+
+def test_ood_images_when_no_bundled_photograph_loads(monkeypatch):
+    """scikit-image without its data files: the natural OOD set says so instead of being empty."""
+    import skimage.data
+
+    from evaluation import ood_sets
+
+    def broken():
+        raise OSError("no data")
+
+    for name in ood_sets.NATURAL:
+        monkeypatch.setattr(skimage.data, name, broken)
+    with pytest.raises(DataError, match="none of scikit-image's bundled images .* could be loaded"):
+        ood_sets.natural_images(2, 16)

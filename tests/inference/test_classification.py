@@ -62,6 +62,10 @@ def test_nodules_predictor_reads_grayscale_images(tmp_path):
     build_classifier(input_shape=(32, 32, 1)).save(run / "best.keras")
     (run / "config.json").write_text(json.dumps({"task": "nodules", "image_size": 32}))
     paths = write_images(tmp_path / "imgs", 2, (40, 40))
-    rows, failures = load_predictor(run).predict_images(paths + [tmp_path / "missing.png"])
-    assert len(rows) == 2 and len(failures) == 1 and "missing.png: file not found" in failures[0]
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    rows, failures = load_predictor(run).predict_images(
+        paths + [tmp_path / "missing.png", tmp_path / "bad.png"]
+    )
+    assert len(rows) == 2 and len(failures) == 2 and "missing.png: file not found" in failures[0]
+    assert "bad.png: not a readable image" in failures[1]
     assert set(rows[0]) == {"image", "p_benign", "p_malignant", "predicted"}

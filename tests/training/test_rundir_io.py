@@ -156,3 +156,11 @@ def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
     with atomic_folder(target) as tmp:  # another finished copy already there: it is kept
         (tmp / "a.txt").write_text("second")
     assert (target / "a.txt").read_text() == "mine" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_folder_without_config_is_not_a_run(tmp_path):
+    from training.rundir import load_run_config
+
+    (tmp_path / "best.keras").write_bytes(b"")
+    with pytest.raises(RunDirError, match=f"{tmp_path} is not a run directory: config.json is missing"):
+        load_run_config(tmp_path)
