@@ -1,5 +1,7 @@
 """Slice metrics of the GLF paper's figures against hand computations and sklearn."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score
@@ -109,9 +111,36 @@ def test_choose_overlay_slices():
     assert none_small == {"small": 0, "intermediate": 1}  # upper median of 60, 80
 
 
-def test_figures_are_written(tmp_path):
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the plot functions save, by file stem (saved as usual too)."""
+    from training import io
+
+    saved, original = {}, io.save_figure
+
+    def capture(fig, path, *args, **kwargs):
+        saved[Path(path).stem] = fig
+        return original(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(io, "save_figure", capture)
+    return saved
+
+
+def assert_png_shows_something(path):
+    """A readable PNG of a plausible size whose pixels are not all one colour."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert min(pixels.shape) >= 200, pixels.shape
+    assert pixels.std() > 5 and (pixels < 128).mean() > 0.005
+
+
+def test_figures_plot_the_summaries(tmp_path, figures):
     counts = seg.slice_counts(Y, P)
-    summaries = {"D": seg.summarize(counts), "G(D)": seg.summarize(counts)}
+    summary = seg.summarize(counts)
+    other = seg.summarize(seg.slice_counts(Y, Y))  # a perfect model: every Dice 1
+    summaries = {"D": summary, "G(D)": other}
     seg.plot_tumour_slice_metrics(summaries, tmp_path / "fig3.png")
     seg.plot_tumour_free_dice(summaries, tmp_path / "fig5.png")
     seg.plot_dice_vs_size({"D": counts, "G(D)": counts}, 1.5, tmp_path / "fig4a.png")
@@ -122,5 +151,23 @@ def test_figures_are_written(tmp_path):
     }
     seg.plot_overlays({"small tumour": panel, "intermediate tumour": panel}, tmp_path / "fig4b.png")
     for name in ("fig3", "fig5", "fig4a", "fig4b"):
-        png = (tmp_path / f"{name}.png").read_bytes()
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+        assert_png_shows_something(tmp_path / f"{name}.png")
+
+    # Fig. 3: one bar per model and metric, at the summary's value in %.
+    (ax,) = figures["fig3"].axes
+    heights = [bar.get_height() for bar in ax.patches]
+    expected = [100 * s["tumour_slices"][m] for s in (summary, other) for m in ("precision", "recall", "dice")]
+    assert heights == pytest.approx(expected)
+    # Fig. 5: the tumour-free Dice of each model.
+    (ax,) = figures["fig5"].axes
+    assert [bar.get_height() for bar in ax.patches] == pytest.approx(
+        [100 * summary["tumour_free_slices"]["dice"], 100 * other["tumour_free_slices"]["dice"]]
+    )
+    # Fig. 4a: every tumour slice is a point at (its area, its Dice in %).
+    ax = figures["fig4a"].axes[0]
+    tumour = np.asarray(counts["tumour_px"]) > 0
+    points = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(points[:, 0], np.asarray(counts["tumour_px"])[tumour])
+    np.testing.assert_allclose(points[:, 1], 100 * seg.slice_dice(counts)[tumour])
+    # Fig. 4b: one panel per chosen slice, each showing its image.
+    assert [len(a.images) for a in figures["fig4b"].axes] == [1, 1]
