@@ -294,7 +294,13 @@ def _split_by_role(role_of_case: dict[str, str], cfg: CTDataConfig) -> dict[str,
     return {"train": inner["train"], "val": inner["val"], "test": by_role["test"]}
 
 
+def _split_source(split) -> str:
+    """How a message names a split: its file, or "the given split" for a dict."""
+    return str(split) if isinstance(split, (str, Path)) else "the given split"
+
+
 def _load_split(split) -> dict[str, list[str]]:
+    split_arg = split
     if isinstance(split, (str, Path)):
         path = Path(split)
         try:
@@ -303,7 +309,8 @@ def _load_split(split) -> dict[str, list[str]]:
             raise DataError(f"{path}: cannot read the split: {err}") from None
     missing = [k for k in SPLITS if k not in split]
     if missing:
-        raise DataError(f"split must list 'train', 'val' and 'test' case ids; missing {missing}")
+        raise DataError(f"{_split_source(split_arg)}: expected 'train', 'val' and 'test' case id lists; "
+                        f"missing {missing}")
     return {k: [str(c) for c in split[k]] for k in SPLITS}
 
 
@@ -500,23 +507,25 @@ def prepare_ct_data(cfg: CTDataConfig, run_dir=None, split=None) -> CTData:
     run_split = Path(run_dir) / "split.json" if run_dir is not None else None
     if split is None and run_split is not None and run_split.is_file():
         split = run_split
+    split_source = "the split"
     if split is not None:
+        split_source = _split_source(split)
         split = _load_split(split)
         known = set(cache.case_id.tolist())
         unknown = sorted({c for s in SPLITS for c in split[s]} - known)
         if unknown:
-            raise DataError(f"the split names {len(unknown)} case(s) absent from {root}: {unknown[:5]}")
+            raise DataError(f"{split_source} names {len(unknown)} case(s) absent from {root}: {unknown[:5]}")
     elif role_of_case is not None:
         split = _split_by_role(role_of_case, cfg)
     else:
         split = make_split(cache.case_id.tolist(), cfg.val_fraction, cfg.test_fraction, cfg.seed)
     overlap = set(split["train"]) & (set(split["val"]) | set(split["test"])) | (set(split["val"]) & set(split["test"]))
     if overlap:
-        raise DataError(f"the split puts case(s) {sorted(overlap)[:5]} in two splits")
+        raise DataError(f"{split_source} puts case(s) {sorted(overlap)[:5]} in two splits")
 
     data = CTData(cfg, source, root, cache, split)
     if not split["train"]:
-        raise DataError(f"the split leaves no training cases ({len(set(cache.case_id.tolist()))} cases in {root})")
+        raise DataError(f"{split_source} leaves no training cases ({len(set(cache.case_id.tolist()))} cases in {root})")
     for s in SPLITS:
         if not split[s]:  # too few cases for a validation or test split: .val()/.test() say so
             continue

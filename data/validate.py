@@ -134,8 +134,6 @@ def check_image(path) -> list[str]:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
-        return [f"{path}: image file not found"]
     try:
         with Image.open(path) as image:
             image.load()

@@ -334,10 +334,10 @@ def test_lits_pairing_errors(tmp_path):
     "split, message",
     [
         ("{not json", r"split\.json: cannot read the split"),
-        ({"train": ["lung_000"], "val": []}, r"split must list 'train', 'val' and 'test' case ids; missing \['test'\]"),
-        ({"train": ["lung_000", "lung_099"], "val": [], "test": []}, r"the split names 1 case\(s\) absent from .*: \['lung_099'\]"),
-        ({"train": ["lung_000", "lung_001"], "val": ["lung_001"], "test": []}, r"the split puts case\(s\) \['lung_001'\] in two splits"),
-        ({"train": [], "val": ["lung_000"], "test": ["lung_001"]}, r"the split leaves no training cases \(6 cases in .*\)"),
+        ({"train": ["lung_000"], "val": []}, r"split\.json: expected 'train', 'val' and 'test' case id lists; missing \['test'\]"),
+        ({"train": ["lung_000", "lung_099"], "val": [], "test": []}, r"split\.json names 1 case\(s\) absent from .*: \['lung_099'\]"),
+        ({"train": ["lung_000", "lung_001"], "val": ["lung_001"], "test": []}, r"split\.json puts case\(s\) \['lung_001'\] in two splits"),
+        ({"train": [], "val": ["lung_000"], "test": ["lung_001"]}, r"split\.json leaves no training cases \(6 cases in .*\)"),
     ],
     ids=["unreadable", "missing-key", "absent-case", "overlap", "no-train"],
 )

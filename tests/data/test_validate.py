@@ -355,6 +355,11 @@ def ham_layout_without_its_csv(tmp):
     return tmp / "HAM10000_metadata.csv", lambda: list_dermoscopy(tmp, "ham"), "not found"
 
 
+def isic_layout_without_its_csv(tmp):
+    ham(tmp, "lesion_id,image_id,dx\nL1,ISIC_1,nv\n")
+    return tmp / "ISIC_2019_Training_GroundTruth.csv", lambda: list_dermoscopy(tmp, "isic"), "CSV file not found"
+
+
 def unreadable_mask_while_loading(tmp):
     good = image(tmp / "ISIC_1.jpg")
     bad = tmp / "ISIC_1_segmentation.png"
@@ -431,6 +436,7 @@ CASES = [
     dermoscopy_not_a_folder,
     dermoscopy_unknown_layout,
     ham_layout_without_its_csv,
+    isic_layout_without_its_csv,
     unreadable_mask_while_loading,
     nodule_arrays_of_other_lengths,
     ood_folder_missing,

@@ -164,3 +164,9 @@ def test_a_folder_without_config_is_not_a_run(tmp_path):
     (tmp_path / "best.keras").write_bytes(b"")
     with pytest.raises(RunDirError, match=f"{tmp_path} is not a run directory: config.json is missing"):
         load_run_config(tmp_path)
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "run").write_text("x")
+    with pytest.raises(RunDirError, match=r"--out .*run is a file; the run directory must be a folder"):
+        RunDir(tmp_path / "run")
