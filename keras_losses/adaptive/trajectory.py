@@ -110,6 +110,25 @@ def read_trajectory(path) -> list[dict]:
     return out
 
 
+def _read_rows_as_written(path) -> list[dict]:
+    """The rows of a trajectory CSV with each value as it was recorded (int, float, or text;
+    an empty cell stays empty), so that a resumed run rewrites its earlier rows unchanged."""
+
+    def parse(text: str):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return [
+            {k: v if k in TEXT_FIELDS or v in ("", None) else parse(v) for k, v in row.items()}
+            for row in csv.DictReader(f)
+        ]
+
+
 def bound_state(value: float, lo: float | None, hi: float | None) -> str:
     """Where a float32 coefficient sits: "floor"/"ceiling" at the numeric LIMITS, "lo"/"hi" at
     another clip bound, "" inside."""
@@ -243,7 +262,10 @@ class GLFTrajectoryRecorder(keras.callbacks.Callback):
         self._flush(epoch_done=epoch + 1)
 
     def on_train_end(self, logs=None):
-        self._flush(epoch_done=None)
+        # A fit that trained no epoch (``--resume`` of a run whose epochs are all done) never
+        # reloaded the rows: writing them now would truncate the CSV to its header.
+        if not self._first_epoch:
+            self._flush(epoch_done=None)
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -316,7 +338,7 @@ class GLFTrajectoryRecorder(keras.callbacks.Callback):
         else:
             self.loss.set_coefficients(**{c: state[c] for c in COEFFICIENTS})
         if self.csv_path is not None and Path(self.csv_path).exists():
-            self.rows = [r for r in read_trajectory(self.csv_path) if r["epoch"] <= start_epoch]
+            self.rows = [r for r in _read_rows_as_written(self.csv_path) if r["epoch"] <= start_epoch]
             self._written_tb = len(self.rows)
 
     def _current(self) -> dict[str, float]:

@@ -1,0 +1,221 @@
+"""``train.py`` as a user runs it: killed at every stage and resumed, ``--overwrite``,
+``--strategy``, and a NaN loss.
+
+A kill is a real SIGKILL of a ``train.py`` process, sent by the process itself at a fixed
+point (a marker) so that no test depends on timing: during an epoch (after a given batch),
+right after the last epoch's backup was written, and during the evaluation (before its first
+figure). The resume then runs in this process through the same wrapper ``__main__`` uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import train
+from training import cli
+
+REPO = Path(__file__).resolve().parents[1]
+EPOCHS, STEPS = 2, 3
+TINY = ["--image-size", "32", "--depth", "2", "--base-filters", "4", "--epochs", str(EPOCHS),
+        "--steps-per-epoch", str(STEPS), "--batch-size", "4", "--no-augment"]  # fmt: skip
+
+# Runs train.py's main in a process that SIGKILLs itself at a marker:
+#   batch N       after the N-th training batch (counted over the whole run)
+#   backup N      right after the backup of epoch N was written
+#   evaluation 0  before the first figure of the test evaluation (eval/) is written
+#   devices N     no kill; N logical CPU devices (for --strategy mirrored)
+DRIVER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+
+    sys.path.insert(0, sys.argv[1])
+    stage, at, argv = sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+
+    def kill():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if stage == "devices":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * at)
+    from training import fit, io
+
+    if stage == "batch":
+        count = [0]
+        original_batch_end = fit.StopOnNonFinite.on_train_batch_end
+
+        def on_train_batch_end(self, batch, logs=None):
+            original_batch_end(self, batch, logs)
+            count[0] += 1
+            if count[0] == at:
+                kill()
+
+        fit.StopOnNonFinite.on_train_batch_end = on_train_batch_end
+    if stage == "backup":
+        original_epoch_end = fit.RunBackup.on_epoch_end
+
+        def on_epoch_end(self, epoch, logs=None):
+            original_epoch_end(self, epoch, logs)
+            if epoch + 1 == at:
+                kill()
+
+        fit.RunBackup.on_epoch_end = on_epoch_end
+    if stage == "evaluation":
+        original_save_figure = io.save_figure
+
+        def save_figure(fig, path, *args, **kwargs):
+            if Path(path).parent.name == "eval":
+                kill()
+            return original_save_figure(fig, path, *args, **kwargs)
+
+        io.save_figure = save_figure
+
+    import train
+    from training import cli
+
+    sys.exit(cli.run(train.main, argv))
+    """
+)
+
+
+def write_patches(path: Path, n: int, size: int, seed: int) -> None:
+    """HDF5 patches as in msd_lung_patches: bright discs are tumours, every 5th slice has none."""
+    rng = np.random.default_rng(seed)
+    images = rng.random((n, 1, size, size)).astype(np.float32) * 0.3
+    labels = np.zeros((n, 1, size, size))
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        if i % 5 == 4:
+            continue
+        r = int(rng.integers(2, 6))
+        cy, cx = rng.integers(r, size - r, 2)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        labels[i, 0][disc] = 1
+        images[i, 0][disc] += 0.6
+    with h5py.File(path, "w") as f:
+        f["images"] = np.clip(images, 0, 1)
+        f["labels"] = labels
+
+
+@pytest.fixture
+def patches(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("KERAS_LOSSES_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    write_patches(folder / "val_patches.h5", 40, 32, 0)
+    write_patches(folder / "test_patches.h5", 20, 32, 1)
+    return folder
+
+
+def argv_of(patches: Path, out: Path, *extra) -> list[str]:
+    return ["--task", "lung", "--loss", "glf-det", "--data-dir", str(patches), "--out", str(out),
+            *TINY, *extra]  # fmt: skip
+
+
+def run_until(tmp_path: Path, stage: str, at: int, argv) -> subprocess.CompletedProcess:
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, str(driver), str(REPO), stage, str(at), *argv],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def trajectory(out: Path) -> list[dict]:
+    with open(out / "glf_trajectory.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_finished(out: Path) -> None:
+    rows = trajectory(out)
+    # the full trajectory: one row per optimizer step, none lost, none twice
+    assert [int(r["iteration"]) for r in rows] == list(range(1, EPOCHS * STEPS + 1))
+    assert [int(r["epoch"]) for r in rows] == [
+        e for e in range(1, EPOCHS + 1) for _ in range(STEPS)
+    ]
+    with open(out / "history.csv", newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(1, EPOCHS + 1))
+    completed = json.loads((out / "COMPLETED").read_text())
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert completed["test"] == metrics["models"]["glf-det"]
+    for name in ("glf_coefficients.png", "glf_tversky_trajectory.png", "eval/overlays.png"):
+        assert (out / name).stat().st_size > 2000, name
+
+
+@pytest.mark.parametrize(
+    "stage, at",
+    [("batch", STEPS + 2), ("backup", EPOCHS), ("evaluation", 0)],
+    ids=["during-an-epoch", "after-the-last-backup", "during-evaluation"],
+)
+def test_killed_run_resumes_to_a_complete_run(tmp_path, patches, capsys, stage, at):
+    out = tmp_path / "run"
+    proc = run_until(tmp_path, stage, at, argv_of(patches, out))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert not (out / "COMPLETED").exists()
+    before = trajectory(out) if (out / "glf_trajectory.csv").exists() else []
+    assert cli.run(train.main, argv_of(patches, out, "--resume")) == 0, capsys.readouterr().err
+    assert_finished(out)
+    # what the killed run had logged for its finished epochs is kept as it was
+    done = {"batch": 1, "backup": EPOCHS, "evaluation": EPOCHS}[stage]
+    kept = [r for r in before if int(r["epoch"]) <= done]
+    assert trajectory(out)[: len(kept)] == kept and len(kept) == done * STEPS
+
+
+def test_resume_of_a_complete_run_keeps_every_log(tmp_path, patches):
+    out = tmp_path / "run"
+    assert cli.run(train.main, argv_of(patches, out)) == 0
+    rows = trajectory(out)
+    assert cli.run(train.main, argv_of(patches, out, "--resume")) == 0  # no epoch left
+    assert trajectory(out) == rows
+    assert_finished(out)
+    # --overwrite replaces the run: a file of the old run is gone, a new complete run is there
+    (out / "notes.txt").write_text("old run")
+    assert cli.run(train.main, argv_of(patches, out, "--overwrite")) == 0
+    assert not (out / "notes.txt").exists()
+    assert_finished(out)
+
+
+def test_train_py_strategy_mirrored_on_two_cpus(tmp_path, patches):
+    out = tmp_path / "run"
+    proc = run_until(tmp_path, "devices", 2, argv_of(patches, out, "--strategy", "mirrored"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads((out / "distribution.json").read_text())
+    assert info["strategy"] == "MirroredStrategy" and info["num_replicas"] == 2
+    assert info["per_replica_batch_size"] == 2
+    assert_finished(out)
+
+
+def test_nan_loss_ends_in_one_line_and_exit_status_1(tmp_path, patches, capsys, monkeypatch):
+    from training import fit
+
+    original = fit.StopOnNonFinite.on_train_batch_end
+
+    def nan_at_second_batch(self, batch, logs=None):
+        if batch == 1:
+            logs = {**(logs or {}), "loss": float("nan")}
+        original(self, batch, logs)
+
+    monkeypatch.setattr(fit.StopOnNonFinite, "on_train_batch_end", nan_at_second_batch)
+    out = tmp_path / "run"
+    status = cli.run(train.main, argv_of(patches, out, "--strategy", "one-device"))
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert status == cli.EXIT_DIVERGED and len(lines) == 1 and "Traceback" not in err, err
+    assert "the loss became nan at epoch 1, batch 2" in lines[0]
+    assert not (out / "COMPLETED").exists()
