@@ -17,3 +17,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set KERAS_LOSSES_SHARED_DATA)")
     return SHARED_DATA
+
+
+def _assert_png_shows_something(path, min_side: int = 200) -> None:
+    """A readable PNG of a plausible size whose pixels are not one colour and hold some ink."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert min(pixels.shape) >= min_side, (path, pixels.shape)
+    assert pixels.std() > 5, (path, "nearly constant pixels")
+    assert (pixels < 128).mean() > 0.005, (path, "almost no dark pixels: an empty plot")
+
+
+@pytest.fixture
+def assert_png():
+    """``assert_png(path)``: the figure at ``path`` shows something (not only that it exists)."""
+    return _assert_png_shows_something
