@@ -44,6 +44,7 @@ setup(
         "opencv-python-headless>=4.9",
         "matplotlib>=3.8",
         "h5py>=3.10",
+        "pillow>=10",  # data.validate.check_image: full decode catches truncated JPEG/PNG
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.5"]},
 )
