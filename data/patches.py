@@ -21,10 +21,6 @@ PATCH_KEYS = ("images", "labels")
 CASE_ID_KEYS = ("case_ids", "patients")
 
 
-def is_patch_file(path) -> bool:
-    return Path(path).suffix.lower() in (".h5", ".hdf5")
-
-
 def patch_file_info(path, patches_per_case: int = 10) -> tuple[tuple[int, int, int], list[str]]:
     """``((N, H, W), case id per patch)`` of one patch file, read without loading the arrays.
 
