@@ -199,6 +199,12 @@ def test_train_py_strategy_mirrored_on_two_cpus(tmp_path, patches):
     assert info["strategy"] == "MirroredStrategy" and info["num_replicas"] == 2
     assert info["per_replica_batch_size"] == 2
     assert_finished(out)
+    # Console output captured to a file: one progress line per epoch (not one per batch), with
+    # the loss, the metrics and the three GLF coefficients, not the rule's statistics.
+    lines = proc.stdout.splitlines()
+    progress = [line for line in lines if "/step" in line]
+    assert len(progress) == EPOCHS and len(lines) < 30, proc.stdout
+    assert all("glf_beta2" in line and "glf_precision" not in line for line in progress)
 
 
 def test_nan_loss_ends_in_one_line_and_exit_status_1(tmp_path, patches, capsys, monkeypatch):

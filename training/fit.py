@@ -446,6 +446,7 @@ def fit_model(
             "RunDir with chief=None (the default), which reads TF_CONFIG"
         )
     use_loop = loop == "custom" or multi_worker
+    verbose = progress_verbosity(verbose)
 
     guard = StopOnNonFinite(run_dir)
     user_callbacks = list(callbacks or [])
@@ -512,6 +513,19 @@ def fit_model(
     if guard.message is not None:
         raise TrainingDiverged(guard.message)
     return history
+
+
+def progress_verbosity(verbose, stream=None):
+    """``verbose="auto"``: a live progress bar (1) on a terminal, one line per epoch (2)
+    otherwise. Keras's bar writes a new line at every update when its output is not a
+    terminal, which turns a log file into one line per batch."""
+    import sys
+
+    if verbose != "auto":
+        return verbose
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
 
 
 _TENSORBOARD_WARNED = False

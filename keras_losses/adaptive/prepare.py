@@ -31,8 +31,8 @@ def prepare_adaptive_glf(
     Pass the callbacks to ``training.fit.fit_model(..., callbacks=callbacks)`` (or
     ``model.fit``). With ``run_dir`` the callbacks write ``glf_trajectory.csv`` and
     ``glf_state.json`` (coefficients per epoch, for ``--resume``) into it and TensorBoard
-    scalars ``glf/*`` into ``run_dir/tensorboard/glf``; the coefficients and driving
-    statistics also go into the Keras logs as ``glf_*`` (so into History).
+    scalars ``glf/*`` into ``run_dir/tensorboard/glf``; the three coefficients also go into
+    the Keras logs as ``glf_alpha_p``/``glf_alpha_n``/``glf_beta2`` (so into History).
 
     Args:
         model: the network (e.g. ``architectures.unet.build_unet(...)``), or an

@@ -20,9 +20,10 @@ Both adaptive rules log the same row after every optimization step (one row per 
     score                        exploratory rule only: distance ||p - y|| of the chosen action
 
 The rows go to ``glf_trajectory.csv`` (rewritten atomically at every epoch end), to
-TensorBoard scalars ``glf/<name>`` at step = iteration, and the coefficients and driving
-statistics of the last iteration to the Keras logs as ``glf_<name>`` (so History and the
-run's ``history.csv`` carry them per epoch). ``glf_state.json`` keeps the coefficients at the
+TensorBoard scalars ``glf/<name>`` at step = iteration, and the three coefficients of the
+last iteration to the Keras logs as ``glf_alpha_p``, ``glf_alpha_n``, ``glf_beta2`` (so the
+progress bar, History and the run's ``history.csv`` carry them; the statistics stay in the
+CSV and TensorBoard, to keep the progress bar to a few numbers). ``glf_state.json`` keeps the coefficients at the
 end of every epoch so a resumed run (``BackupAndRestore``) continues from them.
 """
 
@@ -65,7 +66,10 @@ CSV_FIELDS = (
     *BOUND_FIELDS,
     "score",
 )
-LOG_KEYS = (*COEFFICIENTS, *STATISTICS)
+# Only the coefficients go into the Keras logs (progress bar, History, history.csv): the
+# statistics that drive the rule are in glf_trajectory.csv and TensorBoard, one row per step,
+# and twelve numbers per step made the progress bar unreadable (issue 13).
+LOG_KEYS = COEFFICIENTS
 TRAJECTORY_CSV = "glf_trajectory.csv"
 STATE_JSON = "glf_state.json"
 
@@ -338,7 +342,9 @@ class GLFTrajectoryRecorder(keras.callbacks.Callback):
         else:
             self.loss.set_coefficients(**{c: state[c] for c in COEFFICIENTS})
         if self.csv_path is not None and Path(self.csv_path).exists():
-            self.rows = [r for r in _read_rows_as_written(self.csv_path) if r["epoch"] <= start_epoch]
+            self.rows = [
+                r for r in _read_rows_as_written(self.csv_path) if r["epoch"] <= start_epoch
+            ]
             self._written_tb = len(self.rows)
 
     def _current(self) -> dict[str, float]:
