@@ -3,7 +3,8 @@
 The design card fixes the top-level packages: ``keras_losses`` (losses and the
 callbacks/train steps that adapt them), ``architectures`` (model builders), ``data``
 (tf.data pipelines), plus ``evaluation`` (metrics, attacks, OOD, figures),
-``tasks`` (one module per task) and ``training`` (run directories, fitting,
+``tasks`` (one package per study), ``inference`` (load saved runs and predict), ``core``
+(atomic file IO and config fields, below everything else) and ``training`` (run directories, fitting,
 distribution).
 """
 
@@ -22,6 +23,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(
         include=[
+            "core*",
             "keras_losses*",
             "architectures*",
             "data*",

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io import atomic_folder
 from data.msd import DataError
-from training.io import atomic_folder
 
 
 def cache_root() -> Path:

@@ -35,6 +35,7 @@ from typing import Optional
 
 import numpy as np
 
+from core.options import option
 from data import validate
 from data.cache import (
     IMAGE_SCALE,
@@ -47,7 +48,6 @@ from data.cache import (
 )
 from data.msd import DataError, list_msd_cases, load_canonical, nifti_shape
 from data.window import DEFAULT_WINDOWS, apply_window
-from training.config import option
 
 SOURCES = ("phantom", "msd", "lits", "hdf5", "slices")
 SPLITS = ("train", "val", "test")
@@ -535,7 +535,7 @@ def prepare_ct_data(cfg: CTDataConfig, run_dir=None, split=None) -> CTData:
                 f"tumour_free_ratio {cfg.tumour_free_ratio}): the cases hold no tumour slices at "
                 f"{cfg.image_size}x{cfg.image_size}")
     if run_split is not None:
-        from training.io import write_json
+        from core.io import write_json
 
         write_json(run_split, data.split_record())
     if cfg.verbose:

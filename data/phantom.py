@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io import atomic_folder
 from data.cache import cache_root
-from training.io import atomic_folder
 
 PHANTOM_VERSION = 2  # bump when the generator changes, so old cached phantoms are not reused
 
@@ -369,8 +369,8 @@ def save_preview(path, size: int = 512, seed: int = 0) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from core.io import save_figure
     from data.window import DEFAULT_WINDOWS, apply_window
-    from training.io import save_figure
 
     spec = PhantomSpec(size=size, seed=seed)
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.3))

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io import atomic_folder
 from data.dermoscopy import ISIC_CLASSES
-from training.io import atomic_folder
 
 SYNTHETIC_CLASSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC")
 

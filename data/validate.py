@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import UserError
+from core.errors import UserError
 
 
 class DataError(UserError):

@@ -1,12 +1,14 @@
-"""One module per task, binding data + model + losses + metrics + defaults.
+"""One package per study, binding data + model + losses + metrics + defaults.
 
-Every task module provides the same functions, which the thin command lines call:
+Every task package (``tasks/ct``, ``tasks/nodules``, ``tasks/isic``, ``tasks/hippocampus``; one
+file per step inside, see each package's docstring) provides the same functions, which the
+thin command lines call:
 
     add_train_arguments(parser, task)      train(args) -> run directory (Path)
     add_evaluate_arguments(parser, task)   evaluate(args) -> metrics dict
     add_reproduce_arguments(parser, name)  reproduce(args) -> output directory (Path)
 
-Modules are imported lazily, so ``train.py --help`` and one task never pay for another.
+Packages are imported lazily, so ``train.py --help`` and one task never pay for another.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ REPRODUCTIONS = {
 
 
 def load(module_name: str):
-    """Import a task module by its dotted name."""
+    """Import a task package by its dotted name."""
     return importlib.import_module(module_name)
 
 

@@ -17,15 +17,8 @@ import argparse
 import dataclasses
 import types
 import typing
-from typing import Any
 
-
-def option(default: Any, help: str, *, choices=None, flag: str | None = None):
-    """A dataclass field with a default, a help text, and optional argparse choices."""
-    meta = {"help": help, "choices": choices, "flag": flag}
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+from core.options import option  # noqa: F401  (re-exported: task configs declare fields with it)
 
 
 def _flag(field: dataclasses.Field) -> str:

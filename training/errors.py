@@ -1,4 +1,4 @@
-"""The one base class for mistakes a user can fix (a flag, a file, a folder).
+"""User errors of the command lines: :class:`UserError` (from :mod:`core.errors`) and :class:`UsageError`.
 
 Command lines (:mod:`training.cli`) print such an error as one ``error: ...`` line and exit
 with status 2; anything else is a bug and keeps its traceback. It subclasses ``ValueError``
@@ -7,9 +7,7 @@ so that code (and tests) catching ``ValueError`` keep working.
 
 from __future__ import annotations
 
-
-class UserError(ValueError):
-    """Bad input: the message names the flag or file, what was expected and what was received."""
+from core.errors import UserError  # re-exported: the base lives below data/, which raises it
 
 
 class UsageError(UserError):

@@ -13,6 +13,8 @@ import evaluate
 import keras_losses  # noqa: F401  (what a user imports before load_model)
 import train
 from tasks import ct
+from tasks.ct.config import resolve_config
+from tasks.ct.training import build_loss
 
 
 def write_patches(path, n, size, seed):
@@ -64,7 +66,7 @@ TINY = [
 def parse(*argv, task="lung"):
     parser = argparse.ArgumentParser()
     ct.add_train_arguments(parser, task)
-    return ct.resolve_config(parser.parse_args(list(argv)), task)
+    return resolve_config(parser.parse_args(list(argv)), task)
 
 
 def test_defaults_cite_the_paper_and_presets_yield_to_explicit_flags():
@@ -106,17 +108,17 @@ def test_bad_flags_are_named(argv, message):
 
 
 def test_losses_are_the_glf_special_cases():
-    assert ct.build_loss(parse("--loss", "dice")).coefficients == {
+    assert build_loss(parse("--loss", "dice")).coefficients == {
         "alpha_p": 1.0,
         "alpha_n": 1.0,
         "beta2": 1.0,
     }
     assert (
-        ct.build_loss(parse("--loss", "effectiveness", "--beta2", "4")).coefficients["beta2"] == 4.0
+        build_loss(parse("--loss", "effectiveness", "--beta2", "4")).coefficients["beta2"] == 4.0
     )
-    t = ct.build_loss(parse("--loss", "tversky", "--tversky-alpha", "0.3", "--tversky-beta", "0.7"))
+    t = build_loss(parse("--loss", "tversky", "--tversky-alpha", "0.3", "--tversky-beta", "0.7"))
     assert (t.alpha, t.beta) == (0.3, 0.7)
-    g = ct.build_loss(parse("--loss", "glf", "--alpha-p", "0.5", "--alpha-n", "2", "--beta2", "3"))
+    g = build_loss(parse("--loss", "glf", "--alpha-p", "0.5", "--alpha-n", "2", "--beta2", "3"))
     assert g.coefficients == {"alpha_p": 0.5, "alpha_n": 2.0, "beta2": 3.0}
 
 

@@ -10,7 +10,7 @@ import pytest
 import evaluate
 import reproduce
 import train
-from tasks import hippocampus as hip
+from tasks.hippocampus import config as hip
 
 
 def write_msd(root, n_volumes=6, shape=(12, 14, 4), seed=0):

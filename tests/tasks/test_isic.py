@@ -28,7 +28,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 def test_config_defaults_are_the_papers():
-    from tasks.isic import IsicConfig
+    from tasks.isic.config import IsicConfig
 
     c = IsicConfig()
     assert (
@@ -181,7 +181,7 @@ def test_reproduce_writes_report(tmp_path):
 
 
 def test_real_ham10000_check(shared_data, tmp_path):
-    from tasks.isic import list_records
+    from tasks.isic.training import list_records
 
     inside, held = list_records(
         {"classes": ["MEL", "NV", "BCC", "AK", "DF"], "max_per_class": 5, "seed": 0},

@@ -10,7 +10,8 @@ import evaluate
 import keras_losses  # noqa: F401  (what a user imports before load_model)
 import reproduce
 import train
-from tasks.nodules import TABLE1, NodulesConfig
+from tasks.nodules.config import NodulesConfig
+from tasks.nodules.paper import TABLE1
 
 TINY = ["--epochs", "2", "--n-samples", "24", "--image-size", "32", "--batch-size", "8"]
 

@@ -1,0 +1,206 @@
+"""Configuration of a lung/liver run: CTConfig, presets, flags -> config."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+from typing import Optional
+
+from training.config import add_arguments, option
+
+LOSSES = ("dice", "effectiveness", "tversky", "glf", "glf-det", "glf-exp")
+ADAPTIVE = {"glf-det": "det", "glf-exp": "exp"}
+ARCHS = ("munet", "unet")
+EXP_MODES = ("exp", "exp-first-order", "exp-naive")
+
+
+@dataclasses.dataclass
+class CTConfig:
+    """Every hyperparameter of a lung/liver run (written to ``config.json``).
+
+    ``Optional[X]`` rather than ``X | None``: ``training.config`` parses the former only.
+    """
+
+    loss: str = option(
+        "glf-det",
+        "loss: dice, effectiveness, tversky, glf (fixed), glf-det / glf-exp (adaptive, paper Fig. 2)",
+        choices=LOSSES,
+    )
+    alpha_p: float = option(
+        1.0,
+        "GLF alpha_P, weight of FP in the weighted precision (start value for glf-det/glf-exp); Dice: 1 (paper eq. 1)",
+    )
+    alpha_n: float = option(
+        1.0,
+        "GLF alpha_N, weight of FN in the weighted recall (start value for adaptive runs); Dice: 1 (paper eq. 1)",
+    )
+    beta2: float = option(
+        1.0, "GLF / Effectiveness beta^2 (start value for adaptive runs); Dice: 1 (paper eq. 1)"
+    )
+    tversky_alpha: float = option(
+        0.3,
+        "Tversky weight of false positives (Salehi et al. 2017; the paper tunes it, see reproduce.py)",
+    )
+    tversky_beta: float = option(0.7, "Tversky weight of false negatives (Salehi et al. 2017)")
+    glf_bounds: list[float] = option(
+        [0.1, 10.0],
+        "lo,hi clip of the adaptive coefficients (ours, not the paper's: without it the deterministic rule halves alpha_P at every step while FP >> TP, as with tumours of <0.1 %% of the slice, and the network collapses to predicting tumour everywhere); 0,inf: unbounded",
+    )
+    exp_mode: str = option(
+        "exp",
+        "glf-exp scoring: exp (exact, 27 scored candidates), exp-first-order, exp-naive (27 real steps)",
+        choices=EXP_MODES,
+    )
+    arch: str = option(
+        "munet", "network: munet (the paper's, Seo et al. TMI 2020) or unet", choices=ARCHS
+    )
+    depth: int = option(4, "down-sampling steps of the network (U-Net/mU-Net: 4)")
+    base_filters: int = option(
+        16,
+        "filters of the first level (CPU default 16; --paper: 64 as in U-Net, the paper does not state it)",
+    )
+    kernel_stddev: float = option(
+        0.05, "sd of the truncated-normal weight initializer (paper Sec. III: 0.05)"
+    )
+    bias_value: float = option(0.1, "initial bias (paper Sec. III: 0.1)")
+    bn_momentum: float = option(0.9, "batch-norm moving-average decay (paper Sec. III: 0.9)")
+    dropout: float = option(0.6, "dropout after the bottleneck (paper Sec. III: 0.6)")
+    lr: float = option(
+        1e-3,
+        "Adam learning rate (paper Sec. III: 1e-4, which --paper uses; CPU default 1e-3: in the 240 "
+        "steps of the default run, 1e-4 left the network marking every pixel as tumour)",
+    )
+    threshold: float = option(0.5, "threshold on the sigmoid output (paper Sec. III: 0.5)")
+    image_size: int = option(128, "slice size fed to the network (CPU default 128; paper: 512)")
+    epochs: int = option(
+        8, "training epochs (CPU default 8; --paper: 100, our choice, the paper does not state it)"
+    )
+    steps_per_epoch: int = option(
+        30,
+        "optimizer steps per epoch; 0 = one pass over the training slices (CPU default 30; --paper: 0)",
+    )
+    batch_size: int = option(
+        8, "slices per batch (the paper does not state it; 8 fits a 512x512 mU-Net on one GPU)"
+    )
+    seed: int = option(
+        0, "seed of the split, tumour-free slice selection, augmentation and weights"
+    )
+    data_dir: Optional[str] = option(  # noqa: UP045
+        None,
+        "MSD Task06 / LiTS folder, HDF5 patch file(s) or slice folder; none: the built-in synthetic phantom",
+    )
+    tumour_free_ratio: float = option(
+        0.5, "tumour-free training slices per tumour slice (seeded choice)"
+    )
+    val_fraction: float = option(0.15, "fraction of cases (patients) held out for validation")
+    test_fraction: float = option(0.2, "fraction of cases (patients) held out for testing")
+    augment: bool = option(
+        True, "flips, small rotations and elastic deformation on training slices"
+    )
+    pixel_mm: Optional[float] = option(  # noqa: UP045
+        None,
+        "in-plane pixel spacing of the network input in mm, only to place the paper's '< 100 px at 512' small-tumour range; none: from --image-size (whole 512 slices resized)",
+    )
+    paper: bool = option(
+        False,
+        "paper-sized run: 512x512, 64 base filters, Adam 1e-4, 100 epochs of full passes over the data",
+    )
+    quick: bool = option(
+        False, "smaller CPU run: 64x64, 8 base filters, depth 3, 3 epochs of 15 steps"
+    )
+    task: str = "lung"  # set from --task, not a flag
+
+
+# Presets applied to the fields the user did not give explicitly.
+PAPER_PRESET = {
+    "image_size": 512,
+    "base_filters": 64,
+    "epochs": 100,
+    "steps_per_epoch": 0,
+    "lr": 1e-4,
+}
+QUICK_PRESET = {"image_size": 64, "base_filters": 8, "depth": 3, "epochs": 3, "steps_per_epoch": 15}
+
+
+# ------------------------------------------------------------------------------ config
+def add_train_arguments(parser: argparse.ArgumentParser, task: str) -> None:
+    add_arguments(parser, CTConfig, skip=("task",))
+
+
+def resolve_config(args: argparse.Namespace, task: str) -> CTConfig:
+    """Defaults, then the ``--paper``/``--quick`` preset, then the flags given explicitly."""
+    names = {f.name for f in dataclasses.fields(CTConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    if given.get("paper") and given.get("quick"):
+        raise ValueError("--paper and --quick exclude each other; give one of them")
+    values = {}
+    if given.get("paper"):
+        values.update(PAPER_PRESET)
+    if given.get("quick"):
+        values.update(QUICK_PRESET)
+    values.update(given)
+    values["task"] = task
+    cfg = CTConfig(**values)
+    check_config(cfg)
+    return cfg
+
+
+def check_config(cfg: CTConfig) -> None:
+    """Raise a ValueError naming the flag for values that cannot work."""
+    factor = 2**cfg.depth
+    if cfg.image_size <= 0 or cfg.image_size % factor:
+        raise ValueError(
+            f"--image-size must be a positive multiple of 2**depth = {factor} (--depth {cfg.depth}); received {cfg.image_size}"
+        )
+    for flag, value in (
+        ("--alpha-p", cfg.alpha_p),
+        ("--alpha-n", cfg.alpha_n),
+        ("--beta2", cfg.beta2),
+        ("--tversky-alpha", cfg.tversky_alpha),
+        ("--tversky-beta", cfg.tversky_beta),
+        ("--lr", cfg.lr),
+    ):
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{flag} must be a positive number; received {value}")
+    for flag, value in (
+        ("--epochs", cfg.epochs),
+        ("--batch-size", cfg.batch_size),
+        ("--base-filters", cfg.base_filters),
+        ("--depth", cfg.depth),
+    ):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1; received {value}")
+    if len(cfg.glf_bounds) != 2 or not 0 <= cfg.glf_bounds[0] <= cfg.glf_bounds[1]:
+        raise ValueError(
+            f"--glf-bounds must be lo,hi with 0 <= lo <= hi; received {cfg.glf_bounds}"
+        )
+    if cfg.steps_per_epoch < 0:
+        raise ValueError(
+            f"--steps-per-epoch must be >= 0 (0 = one pass over the data); received {cfg.steps_per_epoch}"
+        )
+    if not 0 < cfg.threshold < 1:
+        raise ValueError(f"--threshold must lie in (0, 1); received {cfg.threshold}")
+    if not 0 <= cfg.dropout < 1:
+        raise ValueError(f"--dropout must lie in [0, 1); received {cfg.dropout}")
+    if cfg.data_dir is not None and not Path(cfg.data_dir).exists():
+        raise ValueError(f"--data-dir {cfg.data_dir} does not exist")
+
+
+def data_config(cfg: CTConfig, *, augment: bool | None = None):
+    """The :class:`data.ct.CTDataConfig` of a run."""
+    from data.ct import CTDataConfig
+
+    fields = {f.name for f in dataclasses.fields(CTDataConfig)}
+    values = {
+        "task": cfg.task,
+        "data_dir": cfg.data_dir,
+        "image_size": cfg.image_size,
+        "tumour_free_ratio": cfg.tumour_free_ratio,
+        "val_fraction": cfg.val_fraction,
+        "test_fraction": cfg.test_fraction,
+        "seed": cfg.seed,
+        "augment": cfg.augment if augment is None else augment,
+    }
+    return CTDataConfig(**{k: v for k, v in values.items() if k in fields})

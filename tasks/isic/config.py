@@ -1,0 +1,111 @@
+"""Configuration of an isic run and of its evaluation, flags -> config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+# Optional[X], not X | None: training.config parses typing.Optional but not the X | None form
+from typing import Optional
+
+from training.config import option
+
+LOSSES = ("ce", "ce+loss-estimator")
+IN_CLASSES = ["MEL", "NV", "BCC", "AK", "DF"]
+OOD_SETS = ["b-box", "b-box-70", "derm-skin", "natural", "histology", "new-class"]
+
+
+@dataclasses.dataclass
+class IsicConfig:
+    loss: str = option(
+        "ce+loss-estimator",
+        "ce: vanilla VGG-16; ce+loss-estimator: joint L_CE + lambda L_rank (paper Sec. 3)",
+        choices=LOSSES,
+    )
+    data_dir: Optional[str] = option(  # noqa: UP045
+        None,
+        "ISIC 2019 or HAM10000 folder (CSV + images/ [+ masks/]); none: the built-in synthetic set",
+    )
+    layout: str = option(
+        "auto",
+        "CSV layout: auto, isic (ISIC_2019_Training_GroundTruth.csv) or ham (HAM10000_metadata.csv)",
+        choices=("auto", "isic", "ham"),
+    )
+    classes: list[str] = option(
+        list(IN_CLASSES),
+        "in-distribution classes; the others are held out as new classes (paper Sec. 4: MEL,NV,BCC,AK,DF)",
+    )
+    image_size: int = option(224, "input side in pixels (paper: 224; e.g. 64 on a CPU)")
+    crop_fraction: float = option(0.85, "centre crop, fraction of the width (paper: 0.85)")
+    sog_power: float = option(6.0, "Shades-of-Gray Minkowski norm p; 0 disables (paper: 6)")
+    max_per_class: Optional[int] = option(  # noqa: UP045
+        None, "use at most this many images per class (seeded); none: all (paper: all)"
+    )
+    val_fraction: float = option(
+        0.1, "validation fraction, stratified and grouped by lesion_id (paper: 90/10)"
+    )
+    seed: int = option(0, "seed of the split, sampling, augmentation and initialization")
+    weights: str = option(
+        "imagenet",
+        "VGG-16 initialization: imagenet (if cached in ~/.keras/models, else random), none, or a .h5 path (paper: ImageNet)",
+    )
+    width: float = option(
+        1.0,
+        "filter multiplier of VGG-16 (1 = keras.applications.VGG16; <1 a narrower copy for CPUs)",
+    )
+    dropout: float = option(0.4, "dropout before the classifier (paper: 0.4)")
+    lr: float = option(1e-4, "Adam learning rate (paper: 1e-4)")
+    lr_halve_every: int = option(10, "halve the learning rate every this many epochs (paper: 10)")
+    weight_decay: float = option(5e-4, "weight decay (paper: 5e-4)")
+    weight_decay_mode: str = option(
+        "l2",
+        "l2: PyTorch-Adam style, an L2 term wd/2 ||w||^2 whose gradient wd*w is added before Adam's scaling (the paper's "
+        "PyTorch code); decoupled: keras AdamW (decay scaled by the learning rate)",
+        choices=("l2", "decoupled"),
+    )
+    batch_size: int = option(64, "batch size (paper: 64)")
+    epochs: int = option(50, "epochs (paper: 50)")
+    steps_per_epoch: Optional[int] = option(  # noqa: UP045
+        None, "batches per epoch; none: training images / batch size"
+    )
+    lambda_rank: float = option(0.5, "weight of the ranking loss (paper: 0.5)")
+    margin: float = option(
+        1.0, "margin gamma of the ranking loss (paper, after Yoo and Kweon 2019: 1)"
+    )
+    balanced_sampling: bool = option(
+        True, "class-weighted random sampling: every class equally likely per draw (paper: on)"
+    )
+    class_weighted_ce: bool = option(
+        True, "class-weighted cross-entropy, w_c = N / (C n_c) (paper: on)"
+    )
+    augment: bool = option(True, "in-graph flips, rotation, translation, colour jitter (paper: on)")
+    rotation_deg: float = option(180.0, "maximum rotation in degrees for augmentation")
+    translation: float = option(0.1, "maximum translation, fraction of the side, for augmentation")
+    synthetic_per_class: int = option(
+        40, "images per class of the built-in synthetic set (no --data-dir)"
+    )
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    data_dir: Optional[str] = option(None, "data folder (default: the run's)")  # noqa: UP045
+    ood_sets: list[str] = option(list(OOD_SETS), f"OOD sets to build: {', '.join(OOD_SETS)}")
+    ood_folder: Optional[str] = option(  # noqa: UP045
+        None, "a folder of your own OOD images, evaluated as set 'folder'"
+    )
+    odin_tune_set: str = option(
+        "natural",
+        "the one OOD set ODIN's T and eps are tuned on, then applied unchanged to the others (paper Sec. 4)",
+    )
+    temperatures: list[float] = option(
+        [1.0, 10.0, 100.0, 1000.0], "ODIN temperature grid (Liang et al. 2018)"
+    )
+    epsilons: list[float] = option(
+        [0.0, 0.0005, 0.001, 0.002, 0.005, 0.01],
+        "ODIN perturbation grid, in [0, 1] intensity units (Liang et al. 2018)",
+    )
+    max_ood: int = option(500, "at most this many images per OOD set")
+    eval_batch_size: int = option(64, "batch size of evaluation")
+
+
+def log(message: str) -> None:
+    print(f"[isic] {message}", flush=True)

@@ -1,0 +1,94 @@
+"""Configuration of a nodules run and the synthetic data it trains on."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from training.config import option
+
+LOSSES = ("ce", "contrastive")
+PAPER = "Baltatzis et al. 2021"
+SELECTIONS = ("best", "last")
+
+
+@dataclass
+class NodulesConfig:
+    """Data, model and training settings of one nodule run (paper settings by default)."""
+
+    loss: str = option("ce", f"ce: f+g end to end; contrastive: siamese f, then g on frozen f ({PAPER}, Fig. 1)", choices=LOSSES)
+    train_dist: list[int] = option([150, 150], f"training distribution I_MAL,I_BEN: foreground intensity of malignant and benign nodules ({PAPER}: S1 150,150; S2 180,160; S3 180,150)")
+    n_samples: int = option(200, f"samples drawn from the training distribution ({PAPER}: 200)")
+    val_fraction: float = option(0.15, f"fraction of them kept for validation ({PAPER}: 85 %% train, 15 %% validation)")
+    epochs: int = option(100, f"training epochs of each stage ({PAPER}: 100)")
+    # Optional, not `int | None`: training.config does not parse `X | None` flags yet.
+    head_epochs: Optional[int] = option(None, "epochs of the classifier head on the frozen encoder (default: --epochs)")  # noqa: UP045
+    head_lr: float = option(
+        1e-2,
+        "Adam learning rate of the head g on the frozen contrastive encoder (our choice; with the "
+        f"{PAPER} rate 1e-4, 100 epochs left g at chance on its own training set in scenario 2, "
+        "whose contrastive embeddings have norm ~8 and classes ~1 (the margin) apart)",
+    )
+    batch_size: int = option(32, f"batch size; contrastive pairs are all pairs within a batch ({PAPER}: 32)")
+    lr: float = option(1e-4, f"Adam learning rate ({PAPER}: 1e-4)")
+    margin: float = option(1.0, f"contrastive loss margin m (Hadsell et al. 2006; {PAPER}: 1)")
+    embedding_dim: int = option(84, "width of the encoder's last layer (LeNet-5: 84)")
+    image_size: int = option(64, "image height and width in pixels (our choice)")
+    noise_sd: float = option(8.0, "standard deviation of the foreground pixel noise (our choice)")
+    select: str = option("best", "model used for evaluation: best (lowest validation loss) or last epoch", choices=SELECTIONS)
+    seed: int = option(0, "seed of the training data, the split, shuffling and initialisation")
+
+    def __post_init__(self):
+        from data.nodules import parse_distribution
+
+        if self.loss not in LOSSES:
+            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}; received {self.loss!r}")
+        self.train_dist = list(parse_distribution(self.train_dist, "--train-dist"))
+        for name in ("n_samples", "epochs", "batch_size", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1; received {getattr(self, name)}")
+        if self.head_epochs is not None and self.head_epochs < 1:
+            raise ValueError(f"--head-epochs must be >= 1; received {self.head_epochs}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"--val-fraction must be in (0, 1); received {self.val_fraction}")
+        if self.n_samples < 4 or round(self.n_samples * self.val_fraction) < 2:
+            raise ValueError(
+                f"--n-samples {self.n_samples} with --val-fraction {self.val_fraction} leaves fewer "
+                "than 2 validation samples; use more samples"
+            )
+        if self.image_size < 32:
+            raise ValueError(f"--image-size must be at least 32 for LeNet-5; received {self.image_size}")
+        if self.lr <= 0 or self.head_lr <= 0 or self.margin <= 0:
+            raise ValueError(
+                f"--lr, --head-lr and --margin must be positive; received {self.lr}, {self.head_lr} and {self.margin}"
+            )
+
+
+def log(message: str) -> None:
+    print(f"[nodules {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def nodule_spec(cfg: dict):
+    from data.nodules import NoduleSpec
+
+    return NoduleSpec(size=int(cfg["image_size"]), noise_sd=float(cfg["noise_sd"]))
+
+
+def seed_of_test_set(seed: int, dist) -> int:
+    """The data seed of the test set D(dist) of run seed ``seed``: never a training seed,
+    and different for every test distribution."""
+    return 1_000_000 + int(seed) * 65_536 + int(dist[0]) * 256 + int(dist[1])
+
+
+def training_data(cfg: dict):
+    """(x_train, y_train, x_val, y_val) of a run's config: the first 85 % train, the rest
+    validation (labels alternate, so both halves are balanced)."""
+    from data.nodules import generate_nodules
+
+    images, _, labels = generate_nodules(
+        int(cfg["n_samples"]), cfg["train_dist"][0], cfg["train_dist"][1], int(cfg["seed"]), nodule_spec(cfg)
+    )
+    n_val = int(round(len(images) * float(cfg["val_fraction"])))
+    n_train = len(images) - n_val
+    return images[:n_train], labels[:n_train], images[n_train:], labels[n_train:]

@@ -1,0 +1,135 @@
+"""Accuracy, sensitivity, specificity, saliency and PCA of saved nodules runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tasks.nodules.config import PAPER, log, nodule_spec, seed_of_test_set, training_data
+
+
+def load_run(path):
+    """(classifier, run config) of a run directory or a ``.keras`` file inside one."""
+    import keras
+
+    import keras_losses  # noqa: F401  (registers the losses the saved models were compiled with)
+    from training.rundir import load_run_config
+
+    path = Path(path)
+    if path.is_dir():
+        cfg = load_run_config(path)
+        model_path = path / f"{cfg.get('select', 'best')}.keras"
+    elif path.suffix == ".keras":
+        model_path, cfg = path, load_run_config(path.parent)
+    else:
+        raise FileNotFoundError(f"--model {path}: expected a run directory or a .keras file")
+    if not model_path.exists():
+        raise FileNotFoundError(f"--model {path}: {model_path.name} is missing (did the run finish?)")
+    if cfg.get("task") != "nodules":
+        raise ValueError(f"--model {path}: this is a run of task {cfg.get('task')!r}, not 'nodules'")
+    return keras.saving.load_model(model_path), cfg
+
+
+def predict_report(model, images, labels, batch_size: int = 256) -> dict:
+    """acc, se, sp (malignant positive) of ``model`` on images (n, h, w)."""
+    from evaluation.classification import binary_report
+
+    probs = model.predict(images[..., None].astype("float32"), batch_size=batch_size, verbose=0)
+    return binary_report(labels, probs, positive=1)
+
+
+def make_test_set(cfg: dict, dist, seed: int, n: int):
+    """images, labels of the test set D(dist) for a run of seed ``seed``."""
+    from data.nodules import generate_nodules
+
+    images, _, labels = generate_nodules(n, dist[0], dist[1], seed_of_test_set(seed, dist), nodule_spec(cfg))
+    return images, labels
+
+
+def embeddings(model, images, batch_size: int = 256):
+    from architectures.lenet import encoder_of
+
+    return encoder_of(model).predict(images[..., None].astype("float32"), batch_size=batch_size, verbose=0)
+
+
+def _dist_name(d) -> str:
+    return f"D({d[0]},{d[1]})"
+
+
+def evaluate_run(model, cfg: dict, test_dists, n_test: int, seed: int | None = None) -> dict:
+    """Metrics of a trained model on each test distribution, and the arrays the figures need."""
+    seed = int(cfg["seed"]) if seed is None else seed
+    x_tr, y_tr, _, _ = training_data(cfg)
+    results, sets = [], {"train": (x_tr, y_tr)}
+    for dist in test_dists:
+        x, y = make_test_set(cfg, dist, seed, n_test)
+        sets[_dist_name(dist)] = (x, y)
+        report = predict_report(model, x, y)
+        results.append({"test": list(dist), **report})
+    return {"results": results, "sets": sets}
+
+
+def example_indices(labels, count: int = 1):
+    """The first ``count`` malignant and benign indices."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    return list(np.flatnonzero(labels == 1)[:count]) + list(np.flatnonzero(labels == 0)[:count])
+
+
+def saliency_row(model, sets: dict) -> list:
+    """One row of Fig. 3: (caption, image, saliency) for a malignant and a benign example of
+    each set (the training set first)."""
+    from evaluation.saliency import saliency_maps
+
+    items = []
+    for name, (x, y) in sets.items():
+        idx = example_indices(y)
+        sal = saliency_maps(model, x[idx])
+        for k, i in enumerate(idx):
+            items.append((f"{name} {'mal' if y[i] == 1 else 'ben'}", x[i], sal[k]))
+    return items
+
+
+def embedding_panel(model, title: str, sets: dict):
+    """One panel of Fig. 2: (title, train, tests) with embeddings of every set."""
+    train = (embeddings(model, sets["train"][0]), sets["train"][1], "train")
+    tests = [(embeddings(model, x), y, name) for name, (x, y) in sets.items() if name != "train"]
+    return title, train, tests
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser, task: str) -> None:
+    parser.add_argument("--model", required=True, help="run directory of train.py (or a .keras file in one)")
+    parser.add_argument(
+        "--test-dist", nargs="+", default=None, metavar="I_MAL,I_BEN",
+        help="test distributions, e.g. 130,170 170,130 (default: the training distribution)",
+    )
+    parser.add_argument("--n-test", type=int, default=200, help=f"samples per test distribution ({PAPER}: 200)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the test sets (default: the run's seed)")
+    parser.add_argument("--out", default=None, help="folder for metrics.json and figures (default: MODEL/evaluation)")
+    parser.add_argument("--no-figures", action="store_true", help="skip the PCA (Fig. 2) and saliency (Fig. 3) figures")
+
+
+def evaluate(args) -> dict:
+    from data.nodules import parse_distribution
+    from evaluation.embedding import embedding_figure
+    from evaluation.saliency import saliency_figure
+    from training import io
+
+    if args.n_test < 2:
+        raise ValueError(f"--n-test must be at least 2; received {args.n_test}")
+    model, cfg = load_run(args.model)
+    dists = [parse_distribution(d, "--test-dist") for d in (args.test_dist or [",".join(map(str, cfg["train_dist"]))])]
+    run_path = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
+    out = Path(args.out) if args.out else run_path / "evaluation"
+    ev = evaluate_run(model, cfg, dists, args.n_test, args.seed)
+    title = f"{cfg['loss']} trained on {_dist_name(cfg['train_dist'])}"
+    for r in ev["results"]:
+        log(f"{title}, test {_dist_name(r['test'])}: acc {r['acc']:.3f}  se {r['se']:.3f}  sp {r['sp']:.3f}")
+    metrics = {"model": str(args.model), "loss": cfg["loss"], "train": cfg["train_dist"], "results": ev["results"]}
+    io.write_json(out / "metrics.json", metrics)
+    if not args.no_figures:
+        io.save_figure(embedding_figure([embedding_panel(model, title, ev["sets"])], n_cols=1), out / "embedding_pca.png")
+        io.save_figure(saliency_figure([(cfg["loss"], saliency_row(model, ev["sets"]))], title), out / "saliency.png")
+    log(f"wrote {out / 'metrics.json'}")
+    return metrics

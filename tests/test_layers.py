@@ -1,0 +1,60 @@
+"""The package layers point one way: core <- data <- training/evaluation/inference <- tasks.
+
+Imports are read from the source with ``ast`` (every ``import`` and ``from ... import``, also
+those inside functions), so a lazy import inside a function counts as much as a top-level one.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = (
+    "core",
+    "keras_losses",
+    "architectures",
+    "data",
+    "training",
+    "evaluation",
+    "inference",
+    "tasks",
+)
+
+# package -> top-level packages of this project it must never import
+FORBIDDEN = {
+    "core": set(PROJECT) - {"core"},
+    "data": {"training", "tasks", "evaluation", "inference"},
+}
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Top-level names of every absolute import in ``path``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_imported_packages_sees_lazy_imports(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import os\n\ndef f():\n    from training.io import write_json\n    import tasks.ct\n"
+    )
+    assert imported_packages(source) == {"os", "training", "tasks"}
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_lower_layers_do_not_import_upper_ones(package):
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no Python files under {package}/"
+    offending = {
+        str(f.relative_to(ROOT)): sorted(imported_packages(f) & FORBIDDEN[package]) for f in files
+    }
+    offending = {f: names for f, names in offending.items() if names}
+    assert not offending, (
+        f"{package}/ must not import {sorted(FORBIDDEN[package])}; found {offending}"
+    )
