@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from tasks.ct import paper
 from training.config import add_arguments, option
 
 LOSSES = ("dice", "effectiveness", "tversky", "glf", "glf-det", "glf-exp")
@@ -62,17 +63,17 @@ class CTConfig:
         "filters of the first level (CPU default 16; --paper: 64 as in U-Net, the paper does not state it)",
     )
     kernel_stddev: float = option(
-        0.05, "sd of the truncated-normal weight initializer (paper Sec. III: 0.05)"
+        paper.KERNEL_STDDEV, "sd of the truncated-normal weight initializer (paper Sec. II-C: 0.05)"
     )
-    bias_value: float = option(0.1, "initial bias (paper Sec. III: 0.1)")
-    bn_momentum: float = option(0.9, "batch-norm moving-average decay (paper Sec. III: 0.9)")
-    dropout: float = option(0.6, "dropout after the bottleneck (paper Sec. III: 0.6)")
+    bias_value: float = option(paper.BIAS_VALUE, "initial bias (paper Sec. II-C: 0.1)")
+    bn_momentum: float = option(paper.BN_MOMENTUM, "batch-norm moving-average decay (paper Sec. II-C: 0.9)")
+    dropout: float = option(paper.DROPOUT, "dropout after the bottleneck (paper Sec. II-C: 0.6)")
     lr: float = option(
         1e-3,
-        "Adam learning rate (paper Sec. III: 1e-4, which --paper uses; CPU default 1e-3: in the 240 "
+        "Adam learning rate (paper Sec. II-C: 1e-4, which --paper uses; CPU default 1e-3: in the 240 "
         "steps of the default run, 1e-4 left the network marking every pixel as tumour)",
     )
-    threshold: float = option(0.5, "threshold on the sigmoid output (paper Sec. III: 0.5)")
+    threshold: float = option(paper.THRESHOLD, "threshold on the sigmoid output (paper Sec. II-C: 0.5)")
     image_size: int = option(128, "slice size fed to the network (CPU default 128; paper: 512)")
     epochs: int = option(
         8, "training epochs (CPU default 8; --paper: 100, our choice, the paper does not state it)"
@@ -115,11 +116,11 @@ class CTConfig:
 
 # Presets applied to the fields the user did not give explicitly.
 PAPER_PRESET = {
-    "image_size": 512,
+    "image_size": paper.IMAGE_SIZE,
     "base_filters": 64,
     "epochs": 100,
     "steps_per_epoch": 0,
-    "lr": 1e-4,
+    "lr": paper.LEARNING_RATE,
 }
 QUICK_PRESET = {"image_size": 64, "base_filters": 8, "depth": 3, "epochs": 3, "steps_per_epoch": 15}
 

@@ -6,10 +6,11 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from tasks.hippocampus import paper
+from tasks.hippocampus.paper import PAPER
 from training.config import option
 
 LOSSES = ("bce", "dice", "bce+dice", "bce+dice+focal")
-PAPER = "Rajput 2021, arXiv:2110.08322"
 DEFAULT_DATA = "../shared/data/msd_hippocampus/Task04_Hippocampus"
 
 
@@ -25,14 +26,14 @@ class HippocampusConfig:
         64, "slices are zero-padded to size x size (the largest Task04 slice is 43x59)"
     )
     max_intensity: float = option(
-        0.2, f"intensities scaled per volume to [0, max_intensity] ({PAPER}, Sec. 3: 0.2)"
+        paper.MAX_INTENSITY, f"intensities scaled per volume to [0, max_intensity] ({PAPER}, Sec. 3: 0.2)"
     )
     clip_percentile: float = option(
         99.5,
         "percentile of a volume mapped to max_intensity (our choice: robust to bright outliers)",
     )
     test_fraction: float = option(
-        1 / 3, f"fraction of volumes held out for testing ({PAPER}: 131 of 394, about 1/3)"
+        paper.TEST_FRACTION, f"fraction of volumes held out for testing ({PAPER}: 131 of 394, about 1/3)"
     )
     val_fraction: float = option(
         0.1,
@@ -78,19 +79,19 @@ MAX_TEST_HELP = (
 class AttackConfig:
     """The attack levels of the paper's figures."""
 
-    n_fixed: int = option(5, f"pixels overwritten in the value sweeps ({PAPER}, Figs. 2-3: 5)")
+    n_fixed: int = option(paper.N_FIXED, f"pixels overwritten in the value sweeps ({PAPER}, Figs. 2-3: 5)")
     values: list[float] = option(
-        [0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0],
+        list(paper.VALUES),
         f"values written into the n-fixed pixels ({PAPER}: Fig. 2 0..0.2, Fig. 3 0..1.0)",
     )
     fixed_value: float = option(
-        0.2, f"value written in the pixel-count sweep ({PAPER}, Fig. 5: 0.2)"
+        paper.FIXED_VALUE, f"value written in the pixel-count sweep ({PAPER}, Fig. 5: 0.2)"
     )
     n_max: int = option(50, f"largest number of attacked pixels ({PAPER}, Figs. 5-6: 50)")
     n_step: int = option(1, "step of the pixel counts in the pixel-count sweep (Fig. 5)")
     random_n_step: int = option(5, "step of the pixel counts in the random-value sweep (Fig. 6)")
     repetitions: int = option(
-        100, f"random-value repetitions per pixel count ({PAPER}, Fig. 6: 100)"
+        paper.REPETITIONS, f"random-value repetitions per pixel count ({PAPER}, Fig. 6: 100)"
     )
     max_test_images: Optional[int] = option(200, MAX_TEST_HELP)  # noqa: UP045
     attack_batch: int = option(256, "attacked images per model call")

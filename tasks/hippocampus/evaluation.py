@@ -7,8 +7,9 @@ import dataclasses
 from pathlib import Path
 
 from tasks.common import model_of_run
-from tasks.hippocampus.config import PAPER, AttackConfig, log
+from tasks.hippocampus.config import AttackConfig, log
 from tasks.hippocampus.figures import write_figures
+from tasks.hippocampus.paper import PAPER
 from tasks.hippocampus.training import load_split_slices
 from training.config import add_arguments, from_args
 

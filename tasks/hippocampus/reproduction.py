@@ -11,7 +11,6 @@ from pathlib import Path
 from tasks.hippocampus.config import (
     DEFAULT_DATA,
     LOSSES,
-    PAPER,
     QUICK_ATTACK,
     QUICK_TRAIN,
     AttackConfig,
@@ -19,6 +18,7 @@ from tasks.hippocampus.config import (
     log,
 )
 from tasks.hippocampus.evaluation import run_evaluation
+from tasks.hippocampus.paper import PAPER
 from tasks.hippocampus.training import run_training
 
 

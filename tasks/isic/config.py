@@ -7,10 +7,11 @@ import dataclasses
 # Optional[X], not X | None: training.config parses typing.Optional but not the X | None form
 from typing import Optional
 
+from tasks.isic import paper
+from tasks.isic.paper import IN_CLASSES
 from training.config import option
 
 LOSSES = ("ce", "ce+loss-estimator")
-IN_CLASSES = ["MEL", "NV", "BCC", "AK", "DF"]
 OOD_SETS = ["b-box", "b-box-70", "derm-skin", "natural", "histology", "new-class"]
 
 
@@ -34,14 +35,14 @@ class IsicConfig:
         list(IN_CLASSES),
         "in-distribution classes; the others are held out as new classes (paper Sec. 4: MEL,NV,BCC,AK,DF)",
     )
-    image_size: int = option(224, "input side in pixels (paper: 224; e.g. 64 on a CPU)")
-    crop_fraction: float = option(0.85, "centre crop, fraction of the width (paper: 0.85)")
+    image_size: int = option(paper.IMAGE_SIZE, "input side in pixels (paper: 224; e.g. 64 on a CPU)")
+    crop_fraction: float = option(paper.CROP_FRACTION, "centre crop, fraction of the width (paper: 0.85)")
     sog_power: float = option(6.0, "Shades-of-Gray Minkowski norm p; 0 disables (paper: 6)")
     max_per_class: Optional[int] = option(  # noqa: UP045
         None, "use at most this many images per class (seeded); none: all (paper: all)"
     )
     val_fraction: float = option(
-        0.1, "validation fraction, stratified and grouped by lesion_id (paper: 90/10)"
+        paper.VAL_FRACTION, "validation fraction, stratified and grouped by lesion_id (paper: 90/10)"
     )
     seed: int = option(0, "seed of the split, sampling, augmentation and initialization")
     weights: str = option(
@@ -52,22 +53,22 @@ class IsicConfig:
         1.0,
         "filter multiplier of VGG-16 (1 = keras.applications.VGG16; <1 a narrower copy for CPUs)",
     )
-    dropout: float = option(0.4, "dropout before the classifier (paper: 0.4)")
-    lr: float = option(1e-4, "Adam learning rate (paper: 1e-4)")
-    lr_halve_every: int = option(10, "halve the learning rate every this many epochs (paper: 10)")
-    weight_decay: float = option(5e-4, "weight decay (paper: 5e-4)")
+    dropout: float = option(paper.DROPOUT, "dropout before the classifier (paper: 0.4)")
+    lr: float = option(paper.LEARNING_RATE, "Adam learning rate (paper: 1e-4)")
+    lr_halve_every: int = option(paper.LR_HALVE_EVERY, "halve the learning rate every this many epochs (paper: 10)")
+    weight_decay: float = option(paper.WEIGHT_DECAY, "weight decay (paper: 5e-4)")
     weight_decay_mode: str = option(
         "l2",
         "l2: PyTorch-Adam style, an L2 term wd/2 ||w||^2 whose gradient wd*w is added before Adam's scaling (the paper's "
         "PyTorch code); decoupled: keras AdamW (decay scaled by the learning rate)",
         choices=("l2", "decoupled"),
     )
-    batch_size: int = option(64, "batch size (paper: 64)")
-    epochs: int = option(50, "epochs (paper: 50)")
+    batch_size: int = option(paper.BATCH_SIZE, "batch size (paper: 64)")
+    epochs: int = option(paper.EPOCHS, "epochs (paper: 50)")
     steps_per_epoch: Optional[int] = option(  # noqa: UP045
         None, "batches per epoch; none: training images / batch size"
     )
-    lambda_rank: float = option(0.5, "weight of the ranking loss (paper: 0.5)")
+    lambda_rank: float = option(paper.LAMBDA_RANK, "weight of the ranking loss (paper: 0.5)")
     margin: float = option(
         1.0, "margin gamma of the ranking loss (paper, after Yoo and Kweon 2019: 1)"
     )

@@ -6,10 +6,11 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from tasks.nodules import paper
+from tasks.nodules.paper import PAPER
 from training.config import option
 
 LOSSES = ("ce", "contrastive")
-PAPER = "Baltatzis et al. 2021"
 SELECTIONS = ("best", "last")
 
 
@@ -19,9 +20,9 @@ class NodulesConfig:
 
     loss: str = option("ce", f"ce: f+g end to end; contrastive: siamese f, then g on frozen f ({PAPER}, Fig. 1)", choices=LOSSES)
     train_dist: list[int] = option([150, 150], f"training distribution I_MAL,I_BEN: foreground intensity of malignant and benign nodules ({PAPER}: S1 150,150; S2 180,160; S3 180,150)")
-    n_samples: int = option(200, f"samples drawn from the training distribution ({PAPER}: 200)")
-    val_fraction: float = option(0.15, f"fraction of them kept for validation ({PAPER}: 85 %% train, 15 %% validation)")
-    epochs: int = option(100, f"training epochs of each stage ({PAPER}: 100)")
+    n_samples: int = option(paper.N_SAMPLES, f"samples drawn from the training distribution ({PAPER}: 200)")
+    val_fraction: float = option(paper.VAL_FRACTION, f"fraction of them kept for validation ({PAPER}: 85 %% train, 15 %% validation)")
+    epochs: int = option(paper.EPOCHS, f"training epochs of each stage ({PAPER}: 100)")
     # Optional, not `int | None`: training.config does not parse `X | None` flags yet.
     head_epochs: Optional[int] = option(None, "epochs of the classifier head on the frozen encoder (default: --epochs)")  # noqa: UP045
     head_lr: float = option(
@@ -30,9 +31,9 @@ class NodulesConfig:
         f"{PAPER} rate 1e-4, 100 epochs left g at chance on its own training set in scenario 2, "
         "whose contrastive embeddings have norm ~8 and classes ~1 (the margin) apart)",
     )
-    batch_size: int = option(32, f"batch size; contrastive pairs are all pairs within a batch ({PAPER}: 32)")
-    lr: float = option(1e-4, f"Adam learning rate ({PAPER}: 1e-4)")
-    margin: float = option(1.0, f"contrastive loss margin m (Hadsell et al. 2006; {PAPER}: 1)")
+    batch_size: int = option(paper.BATCH_SIZE, f"batch size; contrastive pairs are all pairs within a batch ({PAPER}: 32)")
+    lr: float = option(paper.LEARNING_RATE, f"Adam learning rate ({PAPER}: 1e-4)")
+    margin: float = option(paper.MARGIN, f"contrastive loss margin m (Hadsell et al. 2006; {PAPER}: 1)")
     embedding_dim: int = option(84, "width of the encoder's last layer (LeNet-5: 84)")
     image_size: int = option(64, "image height and width in pixels (our choice)")
     noise_sd: float = option(8.0, "standard deviation of the foreground pixel noise (our choice)")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tasks.nodules.config import PAPER, log, nodule_spec, seed_of_test_set, training_data
+from tasks.nodules import paper
+from tasks.nodules.config import log, nodule_spec, seed_of_test_set, training_data
+from tasks.nodules.paper import PAPER
 
 
 def load_run(path):
@@ -104,7 +106,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, task: str) -> None:
         "--test-dist", nargs="+", default=None, metavar="I_MAL,I_BEN",
         help="test distributions, e.g. 130,170 170,130 (default: the training distribution)",
     )
-    parser.add_argument("--n-test", type=int, default=200, help=f"samples per test distribution ({PAPER}: 200)")
+    parser.add_argument("--n-test", type=int, default=paper.N_TEST, help=f"samples per test distribution ({PAPER}: 200)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the test sets (default: the run's seed)")
     parser.add_argument("--out", default=None, help="folder for metrics.json and figures (default: MODEL/evaluation)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PCA (Fig. 2) and saliency (Fig. 3) figures")

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from tasks.nodules.config import PAPER, NodulesConfig, log, training_data
+from tasks.nodules.config import NodulesConfig, log, training_data
 from tasks.nodules.evaluation import (
     _dist_name,
     embedding_panel,
@@ -16,7 +16,7 @@ from tasks.nodules.evaluation import (
     predict_report,
     saliency_row,
 )
-from tasks.nodules.paper import TABLE1
+from tasks.nodules.paper import N_SAMPLES, N_TEST, PAPER, TABLE1
 from tasks.nodules.training import train_model
 
 # `reproduce.py nodules --quick`: one seed, fewer epochs; sized for a shared 2-core CPU.
@@ -26,8 +26,8 @@ QUICK = {"seeds": 1, "epochs": 30}
 def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds to average Table 1 over (default 3; --quick: 1)")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs of each stage (default {PAPER}: 100; --quick: 30)")
-    parser.add_argument("--n-samples", type=int, default=200, help=f"training-distribution samples ({PAPER}: 200)")
-    parser.add_argument("--n-test", type=int, default=200, help=f"samples per test distribution ({PAPER}: 200)")
+    parser.add_argument("--n-samples", type=int, default=N_SAMPLES, help=f"training-distribution samples ({PAPER}: 200)")
+    parser.add_argument("--n-test", type=int, default=N_TEST, help=f"samples per test distribution ({PAPER}: 200)")
     parser.add_argument("--image-size", type=int, default=64, help="image size in pixels (our choice: 64)")
     parser.add_argument("--resume", action="store_true", help="keep finished runs in OUT/runs and train only the rest")
 
