@@ -228,10 +228,11 @@ def test_beta2_statistic_with_and_without_beta2():
     counts = (1.0, 21.0, 1.0, 1.0)
     coefficients = {"alpha_p": 1.0, "alpha_n": 1.0, "beta2": 10.0}
     loss = keras_losses.GeneralizedLoss()
-    p_r = DeterministicGLFCallback(loss, guard_mode="off", statistic="pooled")
-    weighted = DeterministicGLFCallback(
-        loss, guard_mode="off", statistic="pooled", beta2_statistic="beta2_p_r"
+    p_r = DeterministicGLFCallback(
+        loss, guard_mode="off", statistic="pooled", beta2_statistic="p_r"
     )
+    weighted = DeterministicGLFCallback(loss, guard_mode="off", statistic="pooled")
+    assert weighted.beta2_statistic == "beta2_p_r"  # the default, chosen by the ablation
     assert p_r.next_coefficients(*counts, coefficients)[0]["beta2"] == pytest.approx(12.5)
     new, stats, _ = weighted.next_coefficients(*counts, coefficients)
     assert new["beta2"] == 10.0 and stats["rule_b"] == pytest.approx(10 * 2 / 22)
@@ -241,7 +242,9 @@ def test_floor_and_ceiling_keep_a_long_run_alive():
     from keras_losses.adaptive.trajectory import LIMITS
 
     loss = keras_losses.GeneralizedLoss()
-    cb = DeterministicGLFCallback(loss, guard_mode="off", statistic="pooled")
+    cb = DeterministicGLFCallback(
+        loss, guard_mode="off", statistic="pooled", beta2_statistic="p_r"
+    )
     coefficients = dict(START)
     # TP/FP tiny (alpha_p x0.5), TP/FN huge (alpha_n x1.5), P/R huge (beta2 x0.5), forever:
     # without the limits beta2 reaches 0 in float32 after ~150 halvings
