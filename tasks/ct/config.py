@@ -15,6 +15,13 @@ LOSSES = ("dice", "effectiveness", "tversky", "glf", "glf-det", "glf-exp")
 ADAPTIVE = {"glf-det": "det", "glf-exp": "exp"}
 ARCHS = ("munet", "unet")
 EXP_MODES = ("exp", "exp-first-order", "exp-naive")
+# The DeterministicGLFCallback options (keras_losses.adaptive.deterministic; repeated here so
+# that --help does not import Keras; a test checks they agree).
+GUARD_MODES = ("literal", "reversed", "off")
+STATISTIC_FORMS = ("per-image", "pooled")
+COUNT_KINDS = ("soft", "hard")
+BETA2_STATISTICS = ("p_r", "beta2_p_r")
+GUARD_SCALES = ("none", "area")
 
 
 @dataclasses.dataclass
@@ -46,8 +53,33 @@ class CTConfig:
     )
     tversky_beta: float = option(0.7, "Tversky weight of false negatives (Salehi et al. 2017)")
     glf_bounds: list[float] = option(
-        [0.1, 10.0],
-        "lo,hi clip of the adaptive coefficients (ours, not the paper's: without it the deterministic rule halves alpha_P at every step while FP >> TP, as with tumours of <0.1 %% of the slice, and the network collapses to predicting tumour everywhere); 0,inf: unbounded",
+        [0.0, math.inf],
+        "lo,hi clip of the adaptive coefficients (ours, not the paper's, which has none; default 0,inf: no clip, only the library's numeric floor/ceiling 1e-6, 1e6; every step at either is logged in glf_trajectory.csv)",
+    )
+    glf_guard: str = option(
+        "literal",
+        "glf-det divergence guard: literal (the paper, Fig. 2 caption: alpha_P, alpha_N 'are not updated when <FP> > 5 and <FN> > 1, respectively'), reversed (freeze while <FP> < 5 / <FN> < 1; not the paper's), off (not the paper's)",
+        choices=GUARD_MODES,
+    )
+    glf_statistic: str = option(
+        "per-image",
+        "glf-det statistics: per-image (batch mean of per-image ratios; the caption's '<.> denote batch-averaged values') or pooled (ratio of batch sums; ours)",
+        choices=STATISTIC_FORMS,
+    )
+    glf_counts: str = option(
+        "soft",
+        "glf-det statistics from soft counts (probabilities) or hard counts (output > 0.5); the paper does not say; soft chosen by the ablation in docs/lung.md",
+        choices=COUNT_KINDS,
+    )
+    glf_beta2_statistic: str = option(
+        "beta2_p_r",
+        "glf-det beta^2 statistic: beta2_p_r (beta^2 P_ap/R_an, Sec. II-B: 'The relative weight (beta^2 P_ap/R_an) therefore justifies increasing beta^2 when P_ap << R_an'; chosen by the ablation in docs/lung.md) or p_r (P_ap/R_an alone)",
+        choices=BETA2_STATISTICS,
+    )
+    glf_guard_scale: str = option(
+        "none",
+        "glf-det guard thresholds 5 and 1 px as given (none; set for 512x512) or scaled by image area / 512^2 (area; ours)",
+        choices=GUARD_SCALES,
     )
     exp_mode: str = option(
         "exp",

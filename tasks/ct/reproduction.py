@@ -8,7 +8,17 @@ import math
 import time
 from pathlib import Path
 
-from tasks.ct.config import ARCHS, CTConfig, resolve_config
+from tasks.ct.config import (
+    ARCHS,
+    BETA2_STATISTICS,
+    COUNT_KINDS,
+    EXP_MODES,
+    GUARD_MODES,
+    GUARD_SCALES,
+    STATISTIC_FORMS,
+    CTConfig,
+    resolve_config,
+)
 from tasks.ct.evaluation import evaluate_models
 from tasks.ct.paper import PAPER_RESULTS
 from tasks.ct.training import plot_trajectory_figures, train_config
@@ -28,10 +38,26 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="MSD Task06 / LiTS folder or HDF5 patches (default: the built-in phantom)",
     )
     parser.add_argument(
-        "--rule",
-        default="det",
-        choices=("det", "exp"),
-        help="adaptive rule of G(D) and G(E): det (glf-det) or exp (glf-exp) (default: det)",
+        "--seeds",
+        type=int,
+        default=3,
+        help="seeds per model, --seed, --seed + 1, ...; numbers are mean and sd over them (default: 3)",
+    )
+    parser.add_argument(
+        "--exp-mode",
+        default="exp",
+        choices=EXP_MODES,
+        help="scoring of G(E), the exploratory rule (paper Fig. 2a): exp (exact, the paper's), exp-first-order, exp-naive (default: exp)",
+    )
+    parser.add_argument(
+        "--det-from-e",
+        action="store_true",
+        help="also train 'G(D) from E': the deterministic rule started from the best Effectiveness beta^2 (not a model of the paper)",
+    )
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also train G(D) under every reading of the rule the text leaves open or that is not the paper's: guard literal/reversed/off x beta^2 statistic p_r/beta2_p_r x soft/hard counts (first seed)",
     )
     parser.add_argument(
         "--tversky-grid",
@@ -62,6 +88,19 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
             type=kind,
             default=argparse.SUPPRESS,
             help=f"{text} for every run (default: the train.py default, or its --quick preset)",
+        )
+    for flag, choices, text in (
+        ("--glf-guard", GUARD_MODES, "divergence guard of G(D)"),
+        ("--glf-statistic", STATISTIC_FORMS, "statistic form of G(D)"),
+        ("--glf-counts", COUNT_KINDS, "counts of G(D)'s statistics"),
+        ("--glf-beta2-statistic", BETA2_STATISTICS, "beta^2 statistic of G(D)"),
+        ("--glf-guard-scale", GUARD_SCALES, "guard threshold scale of G(D)"),
+    ):
+        parser.add_argument(
+            flag,
+            choices=choices,
+            default=argparse.SUPPRESS,
+            help=f"{text} (default: the train.py default, the paper's reading where it speaks)",
         )
     parser.add_argument(
         "--arch",
@@ -105,11 +144,102 @@ def _best_val_dice(run_dir: Path) -> float:
     return max(values) if values else float("nan")
 
 
+MODELS = ("D", "E", "T", "G(D)", "G(E)")
+METRICS = ("precision", "recall", "dice", "tumour_free_dice", "small_tumour_dice")
+ABLATION_GUARDS = GUARD_MODES
+ABLATION_BETA2 = BETA2_STATISTICS
+ABLATION_COUNTS = COUNT_KINDS
+
+
+def model_overrides(best_t: dict, best_e: dict, exp_mode: str = "exp") -> dict[str, dict]:
+    """The CTConfig overrides of each model of the paper's Fig. 3.
+
+    G(D) and G(E) both start from the Dice values (1, 1, 1) (Sec. III: "all three coefficients
+    are initialized to the corresponding Dice values"); G(D) is the deterministic rule
+    (Fig. 2b), G(E) the exploratory one (Fig. 2a), exact unless ``exp_mode`` says otherwise.
+    """
+    return {
+        "D": {"loss": "dice"},
+        "E": {"loss": "effectiveness", "beta2": best_e["beta2"]},
+        "T": {"loss": "tversky", "tversky_alpha": best_t["alpha"], "tversky_beta": best_t["beta"]},
+        "G(D)": {"loss": "glf-det", "alpha_p": 1.0, "alpha_n": 1.0, "beta2": 1.0},
+        "G(E)": {
+            "loss": "glf-exp",
+            "exp_mode": exp_mode,
+            "alpha_p": 1.0,
+            "alpha_n": 1.0,
+            "beta2": 1.0,
+        },
+    }
+
+
+def _flat(summary: dict) -> dict:
+    ts, tf, small = (
+        summary["tumour_slices"],
+        summary["tumour_free_slices"],
+        summary["small_tumour_slices"],
+    )
+    return {
+        "precision": ts["precision"],
+        "recall": ts["recall"],
+        "dice": ts["dice"],
+        "tumour_free_dice": tf["dice"],
+        "small_tumour_dice": small["dice"],
+    }
+
+
+def mean_sd(values) -> dict:
+    """Mean and sample sd of the non-missing values (sd 0 for one value)."""
+    values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not values:
+        return {"mean": None, "sd": None, "n": 0, "values": []}
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return {"mean": m, "sd": sd, "n": len(values), "values": values}
+
+
+def check_claims(ours: dict, paper: dict) -> dict:
+    """The paper's claims, one by one, on the mean over seeds: held or not."""
+    claims = {}
+    fixed = [
+        k for k in ("D", "E", "T") if ours.get(k, {}).get("recall", {}).get("mean") is not None
+    ]
+    if not fixed or "T" not in ours:
+        return claims
+    best = max(fixed, key=lambda k: ours[k]["recall"]["mean"])
+
+    def held(a, b):
+        return None if a is None or b is None else bool(a >= b)
+
+    for g in ("G(D)", "G(E)"):
+        if g not in ours:
+            continue
+        pairs = (
+            ("recall", best, f"{paper['recall'][g]} vs {paper['recall']['best conventional']}"),
+            ("dice", "T", "higher than every conventional loss (Fig. 3c/f)"),
+            (
+                "tumour_free_dice",
+                "T",
+                f"{paper['tumour_free_dice'][g]} vs {paper['tumour_free_dice']['T']}",
+            ),
+        )
+        for metric, ref, words in pairs:
+            a, b = ours[g][metric]["mean"], ours[ref][metric]["mean"]
+            claims[f"{g} {metric} >= {ref} {metric}"] = {
+                "paper": words,
+                "ours": [a, b],
+                "held": held(a, b),
+            }
+    return claims
+
+
 def reproduce(args: argparse.Namespace) -> Path:
-    """Seo et al. 2021 on one task: D, E, T, G(D), G(E), the baseline sweep, report.md."""
+    """Seo et al. 2021 on one task: D, E, T, G(D), G(E) over seeds, the sweep, the ablation."""
     import keras
 
     import keras_losses  # noqa: F401
+    from keras_losses.adaptive import read_trajectory
+    from keras_losses.adaptive.trajectory import summarize_trajectory
     from training import io
 
     task = "lung" if args.experiment == "glf-lung" else "liver"
@@ -118,98 +248,164 @@ def reproduce(args: argparse.Namespace) -> Path:
         raise ValueError(
             f"{out} already exists; pass --resume to reuse its finished runs, or choose another --out"
         )
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1; received {args.seeds}")
     out.mkdir(parents=True, exist_ok=True)
     names = {f.name for f in dataclasses.fields(CTConfig)}
-    base = {k: v for k, v in vars(args).items() if k in names and k not in ("loss",)}
+    base = {k: v for k, v in vars(args).items() if k in names and k not in ("loss", "seed")}
     base["quick"] = bool(args.quick)
-    base_ns = argparse.Namespace(**base)
+    first = int(getattr(args, "seed", 0))
+    seeds = [first + i for i in range(args.seeds)]
     tversky_grid = _grid(args.tversky_grid, QUICK_TVERSKY_GRID if args.quick else TVERSKY_GRID)
     beta2_grid = _grid(args.beta2_grid, QUICK_BETA2_GRID if args.quick else BETA2_GRID)
-    adaptive = "glf-det" if args.rule == "det" else "glf-exp"
     started = time.perf_counter()
 
-    def run(name, **overrides) -> tuple[Path, CTConfig]:
-        ns = argparse.Namespace(**vars(base_ns), **overrides)
+    def run(name, seed, **overrides) -> tuple[Path, CTConfig]:
+        ns = argparse.Namespace(**base, seed=seed, **overrides)
         cfg = resolve_config(ns, task)
-        path = out / "runs" / name
+        path = out / "runs" / f"seed-{seed}" / name
         if (path / "COMPLETED").exists():
-            print(f"[reproduce] {name}: finished run found, reused", flush=True)
+            print(f"[reproduce] seed {seed} {name}: finished run found, reused", flush=True)
             return path, cfg
-        print(f"\n[reproduce] training {name} ({cfg.loss}) ...", flush=True)
+        print(f"\n[reproduce] seed {seed}: training {name} ({cfg.loss}) ...", flush=True)
         train_config(cfg, path, resume=path.exists(), verbose=2)
         return path, cfg
 
-    runs, sweep = {}, {"tversky": [], "effectiveness": []}
-    runs["D"] = run("dice", loss="dice")
+    # The baselines' coefficients are tuned on the validation split of the first seed (the
+    # paper: "the comparisons are done against the choice of hyperparameters that yield the
+    # highest Dice coefficient"); every seed then trains the selected ones.
+    sweep = {"tversky": [], "effectiveness": []}
     for a in tversky_grid:
-        path, _ = run(
-            f"tversky-a{a:g}", loss="tversky", tversky_alpha=a, tversky_beta=round(1 - a, 6)
-        )
+        b = round(1 - a, 6)
+        path, _ = run(f"tversky-a{a:g}", first, loss="tversky", tversky_alpha=a, tversky_beta=b)
         sweep["tversky"].append(
-            {
-                "alpha": a,
-                "beta": round(1 - a, 6),
-                "val_dice": _best_val_dice(path),
-                "run": str(path),
-            }
+            {"alpha": a, "beta": b, "val_dice": _best_val_dice(path), "run": str(path)}
         )
     for b2 in beta2_grid:
-        path, _ = run(f"effectiveness-b{b2:g}", loss="effectiveness", beta2=b2)
+        path, _ = run(f"effectiveness-b{b2:g}", first, loss="effectiveness", beta2=b2)
         sweep["effectiveness"].append(
             {"beta2": b2, "val_dice": _best_val_dice(path), "run": str(path)}
         )
-    best_t = max(
-        sweep["tversky"], key=lambda r: -math.inf if math.isnan(r["val_dice"]) else r["val_dice"]
-    )
-    best_e = max(
-        sweep["effectiveness"],
-        key=lambda r: -math.inf if math.isnan(r["val_dice"]) else r["val_dice"],
-    )
-    runs["T"] = (Path(best_t["run"]), None)
-    runs["E"] = (Path(best_e["run"]), None)
-    runs["G(D)"] = run(f"{adaptive}-from-dice", loss=adaptive)
-    runs["G(E)"] = run(
-        f"{adaptive}-from-b{best_e['beta2']:g}", loss=adaptive, beta2=best_e["beta2"]
-    )
 
-    order = ("D", "E", "T", "G(D)", "G(E)")
-    models = {k: keras.saving.load_model(runs[k][0] / "best.keras") for k in order}
-    cfg_d = runs["D"][1]
-    result = evaluate_models(models, cfg_d, out, split_from=runs["D"][0])
+    def key(r):
+        return -math.inf if math.isnan(r["val_dice"]) else r["val_dice"]
+
+    best_t, best_e = max(sweep["tversky"], key=key), max(sweep["effectiveness"], key=key)
+    overrides = model_overrides(best_t, best_e, args.exp_mode)
+    if args.det_from_e:
+        overrides["G(D) from E"] = {"loss": "glf-det", "beta2": best_e["beta2"]}
+    run_names = {
+        "D": "dice",
+        "E": f"effectiveness-b{best_e['beta2']:g}",
+        "T": f"tversky-a{best_t['alpha']:g}",
+        "G(D)": "glf-det-from-dice",
+        "G(E)": f"glf-{args.exp_mode}-from-dice",
+        "G(D) from E": f"glf-det-from-b{best_e['beta2']:g}",
+    }
+    runs, per_seed, trajectories = {}, {}, {}
+    for seed in seeds:
+        runs[seed] = {k: run(run_names[k], seed, **v) for k, v in overrides.items()}
+        models = {k: keras.saving.load_model(p / "best.keras") for k, (p, _) in runs[seed].items()}
+        d_path, d_cfg = runs[seed]["D"]
+        # the first seed's figures go to the report folder, the others' into seed-N/
+        where = out if seed == first else out / f"seed-{seed}"
+        result = evaluate_models(models, d_cfg, where, split_from=d_path)
+        per_seed[seed] = {k: _flat(v) for k, v in result["models"].items()}
+        trajectories[seed] = {
+            k: summarize_trajectory(read_trajectory(p / "glf_trajectory.csv"))
+            for k, (p, _) in runs[seed].items()
+            if (p / "glf_trajectory.csv").exists()
+        }
+        small_px = result["small_tumour_px"]
+        del models
+        keras.backend.clear_session()
     plot_trajectory_figures(
         {
-            k: runs[k][0] / "glf_trajectory.csv"
+            k: runs[first][k][0] / "glf_trajectory.csv"
             for k in ("G(D)", "G(E)")
-            if (runs[k][0] / "glf_trajectory.csv").exists()
+            if (runs[first][k][0] / "glf_trajectory.csv").exists()
         },
         out,
     )
+    ours = {k: {m: mean_sd([per_seed[s][k][m] for s in seeds]) for m in METRICS} for k in overrides}
+    ablation = []
+    if args.ablation:
+        ablation = run_ablation(run, first, out)
     results = {
         "experiment": args.experiment,
         "paper": "Seo, Bassenne, Xing, IEEE TMI 40(2) 2021, Figs. 3 and 5",
         "settings": {
-            **dataclasses.asdict(cfg_d),
+            **dataclasses.asdict(runs[first]["D"][1]),
             "loss": None,
-            "adaptive_rule": args.rule,
+            "seed": None,
+            "seeds": seeds,
+            "exp_mode": args.exp_mode,
             "tversky_grid": tversky_grid,
             "beta2_grid": beta2_grid,
         },
         "selected": {
             "T": {"alpha": best_t["alpha"], "beta": best_t["beta"]},
             "E": {"beta2": best_e["beta2"]},
-            "G(E)": f"adaptive GLF starting from alpha_p = alpha_n = 1, beta2 = {best_e['beta2']:g} (the best Effectiveness beta^2)",
+            "G(D)": "deterministic rule (Fig. 2b) from the Dice values (1, 1, 1)",
+            "G(E)": f"exploratory rule (Fig. 2a, mode {args.exp_mode}) from the Dice values (1, 1, 1)",
         },
         "sweep": sweep,
-        "ours": result["models"],
+        "ours": ours,
+        "per_seed": {str(s): v for s, v in per_seed.items()},
+        "claims": check_claims(ours, PAPER_RESULTS[task]),
+        "trajectories": {str(s): v for s, v in trajectories.items()},
+        "ablation": ablation,
         "paper_results": PAPER_RESULTS[task],
-        "runs": {k: str(v[0]) for k, v in runs.items()},
-        "small_tumour_px": result["small_tumour_px"],
+        "runs": {str(s): {k: str(p) for k, (p, _) in r.items()} for s, r in runs.items()},
+        "small_tumour_px": small_px,
         "minutes": round((time.perf_counter() - started) / 60, 1),
     }
     io.write_json(out / "results.json", results)
     io.write_text(out / "report.md", report_markdown(results, task))
     print((out / "report.md").read_text(encoding="utf-8"))
     return out
+
+
+def run_ablation(run, seed: int, out: Path) -> list[dict]:
+    """G(D) under each reading: guard x beta^2 statistic x counts, at one seed; test metrics
+    and what the coefficients did (Fig. 6: alphas "oscillate around 1", beta^2 "remains larger
+    than 1")."""
+    import keras
+
+    from keras_losses.adaptive import read_trajectory
+    from keras_losses.adaptive.trajectory import summarize_trajectory
+
+    rows = []
+    for guard in ABLATION_GUARDS:
+        for b2 in ABLATION_BETA2:
+            for counts in ABLATION_COUNTS:
+                name = f"ablation/guard-{guard}_beta2-{b2}_counts-{counts}"
+                path, cfg = run(
+                    name,
+                    seed,
+                    loss="glf-det",
+                    glf_guard=guard,
+                    glf_beta2_statistic=b2,
+                    glf_counts=counts,
+                )
+                model = keras.saving.load_model(path / "best.keras")
+                result = evaluate_models({"G(D)": model}, cfg, path / "eval", split_from=path)
+                rows.append(
+                    {
+                        "guard": guard,
+                        "beta2_statistic": b2,
+                        "counts": counts,
+                        "statistic": cfg.glf_statistic,
+                        "guard_scale": cfg.glf_guard_scale,
+                        "test": _flat(result["models"]["G(D)"]),
+                        "trajectory": summarize_trajectory(
+                            read_trajectory(path / "glf_trajectory.csv")
+                        ),
+                        "run": str(path),
+                    }
+                )
+                keras.backend.clear_session()
+    return rows
 
 
 def _pct(value) -> str:
@@ -220,8 +416,15 @@ def _pct(value) -> str:
     )
 
 
+def _ms(stat) -> str:
+    """``mean ± sd`` in % (``n/a`` without values)."""
+    if stat is None or stat.get("mean") is None:
+        return "n/a"
+    return f"{100 * stat['mean']:.1f} ± {100 * stat['sd']:.1f}"
+
+
 def report_markdown(results: dict, task: str) -> str:
-    """The report's table: ours beside the paper's numbers (in %)."""
+    """The report: ours (mean ± sd over seeds) beside the paper's numbers, claims, ablation."""
     paper = results["paper_results"]
     ours = results["ours"]
     sel = results["selected"]
@@ -231,70 +434,78 @@ def report_markdown(results: dict, task: str) -> str:
         "",
         f"Data: {s['data_dir'] or 'built-in synthetic phantom'}; {s['arch']} depth {s['depth']}, "
         f"{s['base_filters']} base filters, {s['image_size']}x{s['image_size']}, {s['epochs']} epochs "
-        f"of {s['steps_per_epoch'] or 'all'} steps, batch {s['batch_size']}, seed {s['seed']}; "
-        f"adaptive rule: {s['adaptive_rule']}. Took {results['minutes']} min.",
+        f"of {s['steps_per_epoch'] or 'all'} steps, batch {s['batch_size']}, Adam {s['lr']:g}, "
+        f"seeds {', '.join(map(str, s['seeds']))}. Took {results['minutes']} min.",
         "",
         f"T = Tversky alpha {sel['T']['alpha']:g}, beta {sel['T']['beta']:g}; E = Effectiveness "
-        f"beta^2 {sel['E']['beta2']:g} (best validation Dice of the sweep); G(D) = adaptive GLF from "
-        f"the Dice values (1, 1, 1); G(E) = adaptive GLF from (1, 1, {sel['E']['beta2']:g}).",
+        f"beta^2 {sel['E']['beta2']:g} (best validation Dice of the sweep, first seed); G(D) = "
+        f"{sel['G(D)']} (guard {s['glf_guard']}, {s['glf_statistic']} statistics, {s['glf_counts']} "
+        f"counts, beta^2 statistic {s['glf_beta2_statistic']}); G(E) = {sel['G(E)']}.",
         "",
-        "Test set, in %. Precision/recall/Dice: mean over tumour slices (paper Fig. 3); "
-        "tumour-free Dice: empty prediction on an empty slice = 1 (Fig. 5). Paper values in brackets.",
+        "Test set, in %, mean ± sd over seeds. Precision/recall/Dice: mean over tumour slices "
+        "(paper Fig. 3); tumour-free Dice: empty prediction on an empty slice = 1 (Fig. 5). "
+        "Paper values in brackets.",
         "",
         "| model | precision | recall | Dice | tumour-free Dice | Dice, small tumours |",
         "|---|---|---|---|---|---|",
     ]
-    for k, summary in ours.items():
-        ts, tf, small = (
-            summary["tumour_slices"],
-            summary["tumour_free_slices"],
-            summary["small_tumour_slices"],
-        )
+    for k, m in ours.items():
         rec = paper["recall"].get(k)
         tfd = paper["tumour_free_dice"].get(k)
         lines.append(
-            f"| {k} | {_pct(ts['precision'])} | {_pct(ts['recall'])}{f' [{rec}]' if rec else ''} | {_pct(ts['dice'])} | "
-            f"{_pct(tf['dice'])}{f' [{tfd}]' if tfd else ''} | {_pct(small['dice'])} (n={small['n']}) |"
+            f"| {k} | {_ms(m['precision'])} | {_ms(m['recall'])}{f' [{rec}]' if rec else ''} | "
+            f"{_ms(m['dice'])} | {_ms(m['tumour_free_dice'])}{f' [{tfd}]' if tfd else ''} | "
+            f"{_ms(m['small_tumour_dice'])} |"
         )
-    conventional = [
-        ours[k]["tumour_slices"]["recall"]
-        for k in ("D", "E", "T")
-        if ours[k]["tumour_slices"]["recall"] is not None
-    ]
-    best_conv = max(conventional) if conventional else None
-    precisions = [
-        v["tumour_slices"]["precision"]
-        for v in ours.values()
-        if v["tumour_slices"]["precision"] is not None
-    ]
-    n_ts = next(iter(ours.values()))["tumour_slices"]["n"]
-    n_tf = next(iter(ours.values()))["tumour_free_slices"]["n"]
     lines += [
         "",
-        f"Slices: {n_ts} with tumour, {n_tf} tumour-free; small tumours: < {results['small_tumour_px']:.0f} px "
-        "here (the paper's < 100 px at 512x512).",
+        f"Small tumours: < {results['small_tumour_px']:.0f} px here (the paper's < 100 px at 512x512).",
         "",
-        "| claim | paper | ours |",
-        "|---|---|---|",
-        f"| recall, best conventional (D/E/T) | {paper['recall']['best conventional']} | {_pct(best_conv)} |",
-        f"| recall, G(D) | {paper['recall']['G(D)']} | {_pct(ours['G(D)']['tumour_slices']['recall'])} |",
-        f"| recall, G(E) | {paper['recall']['G(E)']} | {_pct(ours['G(E)']['tumour_slices']['recall'])} |",
-        f"| tumour-free Dice, T | {paper['tumour_free_dice']['T']} | {_pct(ours['T']['tumour_free_slices']['dice'])} |",
-        f"| tumour-free Dice, G(D) | {paper['tumour_free_dice']['G(D)']} | {_pct(ours['G(D)']['tumour_free_slices']['dice'])} |",
-        f"| tumour-free Dice, G(E) | {paper['tumour_free_dice']['G(E)']} | {_pct(ours['G(E)']['tumour_free_slices']['dice'])} |",
-        f"| highest precision | {paper['precision_max']} | {_pct(max(precisions) if precisions else None)} |",
-        "",
-        "Sweep (best validation Dice, pixel Dice pooled over the validation slices):",
-        "",
+        "| claim (mean over seeds) | paper | ours | held |",
+        "|---|---|---|---|",
     ]
+    for claim, c in results["claims"].items():
+        a, b = c["ours"]
+        lines.append(
+            f"| {claim} | {c['paper']} | {_pct(a)} vs {_pct(b)} | "
+            f"{'yes' if c['held'] else 'no' if c['held'] is not None else 'n/a'} |"
+        )
+    lines += ["", "Sweep (best validation Dice, pixel Dice pooled over the validation slices):", ""]
     for r in results["sweep"]["tversky"]:
         lines.append(f"- Tversky alpha {r['alpha']:g}, beta {r['beta']:g}: {_pct(r['val_dice'])}")
     for r in results["sweep"]["effectiveness"]:
         lines.append(f"- Effectiveness beta^2 {r['beta2']:g}: {_pct(r['val_dice'])}")
+    if results["ablation"]:
+        lines += ["", ablation_markdown(results["ablation"])]
     lines += [
         "",
-        "Figures: `tumour_slices.png` (Fig. 3), `dice_vs_size.png` (Fig. 4a/c), `overlays.png` (Fig. 4b/d), "
-        "`tumour_free_dice.png` (Fig. 5), `glf_coefficients.png` (Fig. 6), `glf_tversky_trajectory.png` (Fig. 7).",
+        "Figures (first seed): `tumour_slices.png` (Fig. 3), `dice_vs_size.png` (Fig. 4a/c), "
+        "`overlays.png` (Fig. 4b/d), `tumour_free_dice.png` (Fig. 5), `glf_coefficients.png` "
+        "(Fig. 6), `glf_tversky_trajectory.png` (Fig. 7).",
         "",
     ]
+    return "\n".join(lines)
+
+
+def ablation_markdown(rows: list[dict]) -> str:
+    """The ablation table: test metrics and what the coefficients did (in %)."""
+    lines = [
+        "| guard | beta^2 statistic | counts | precision | recall | Dice | tumour-free Dice | "
+        "final alpha_P, alpha_N, beta^2 | steps at floor/ceiling (max over coefficients) | "
+        "alphas in [0.5, 2] most of training | beta^2 > 1 most of training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t, tr = r["test"], r["trajectory"]
+        final = ", ".join(f"{tr['final'][c]:.3g}" for c in ("alpha_p", "alpha_n", "beta2"))
+        at = max(v["floor_or_ceiling"] for v in tr["at_bound_fraction"].values())
+        fig6 = tr["fig6"]
+        lines.append(
+            f"| {r['guard']} | {r['beta2_statistic']} | {r['counts']} | {_pct(t['precision'])} | "
+            f"{_pct(t['recall'])} | {_pct(t['dice'])} | {_pct(t['tumour_free_dice'])} | {final} | "
+            f"{100 * at:.0f} % | {'yes' if fig6['alphas_in_band_most_of_training'] else 'no'} "
+            f"({100 * fig6['alpha_p_in_band_fraction']:.0f} / {100 * fig6['alpha_n_in_band_fraction']:.0f} %) | "
+            f"{'yes' if fig6['beta2_above_1_most_of_training'] else 'no'} "
+            f"({100 * fig6['beta2_above_1_fraction']:.0f} %) |"
+        )
     return "\n".join(lines)

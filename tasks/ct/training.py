@@ -138,8 +138,16 @@ def compile_model(model, cfg: CTConfig, run_dir=None):
         rule = ADAPTIVE[cfg.loss] if cfg.loss == "glf-det" else cfg.exp_mode
         lo, hi = cfg.glf_bounds
         if rule == "det":
-            pair = [lo if lo > 0 else None, hi if math.isfinite(hi) else None]
-            options = {"bounds": {name: pair for name in ("alpha_p", "alpha_n", "beta2")}}
+            options = {
+                "guard_mode": cfg.glf_guard,
+                "statistic": cfg.glf_statistic,
+                "counts": cfg.glf_counts,
+                "beta2_statistic": cfg.glf_beta2_statistic,
+                "guard_scale": cfg.glf_guard_scale,
+            }
+            if lo > 0 or math.isfinite(hi):
+                pair = [lo if lo > 0 else None, hi if math.isfinite(hi) else None]
+                options["bounds"] = {name: pair for name in ("alpha_p", "alpha_n", "beta2")}
         else:
             options = {"bounds": (max(lo, 1e-6), min(hi, 1e6))}
         model, callbacks = prepare_adaptive_glf(

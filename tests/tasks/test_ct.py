@@ -3,6 +3,8 @@
 import argparse
 import csv
 import json
+import math
+from pathlib import Path
 
 import h5py
 import keras
@@ -107,15 +109,61 @@ def test_bad_flags_are_named(argv, message):
         parse(*argv)
 
 
+def test_glf_rule_choices_match_the_library():
+    from keras_losses.adaptive import deterministic as det
+    from tasks.ct import config
+
+    assert config.GUARD_MODES == det.GUARD_MODES
+    assert config.STATISTIC_FORMS == det.STATISTIC_FORMS
+    assert config.COUNT_KINDS == det.COUNT_KINDS
+    assert config.BETA2_STATISTICS == det.BETA2_STATISTICS
+    assert config.GUARD_SCALES == det.GUARD_SCALES
+    # the task's defaults are the library's (the paper's reading where the text speaks)
+    cb = det.DeterministicGLFCallback(keras_losses.GeneralizedLoss())
+    cfg = config.CTConfig()
+    assert (cfg.glf_guard, cfg.glf_statistic, cfg.glf_counts, cfg.glf_beta2_statistic) == (
+        cb.guard_mode,
+        cb.statistic,
+        cb.counts,
+        cb.beta2_statistic,
+    )
+    assert cfg.glf_guard == "literal" and cfg.glf_bounds[0] == 0 and cfg.glf_bounds[1] == math.inf
+
+
+def test_reproduction_g_e_is_the_exploratory_rule_from_dice():
+    """G(E) of reproduce.py trains with ExploratoryGLFModel's exact search (paper Fig. 2a),
+    from the Dice values (Fig. 6); G(D) with the deterministic callback and the literal guard."""
+    from keras_losses.adaptive import DeterministicGLFCallback, ExploratoryGLFModel
+    from tasks.ct.config import CTConfig
+    from tasks.ct.reproduction import model_overrides
+    from tasks.ct.training import build_model, compile_model
+
+    over = model_overrides({"alpha": 0.3, "beta": 0.7}, {"beta2": 2.0})
+    assert over["G(E)"]["loss"] == "glf-exp" and over["G(E)"]["exp_mode"] == "exp"
+    tiny = {"image_size": 16, "depth": 2, "base_filters": 2}
+    cfg = CTConfig(**over["G(E)"], **tiny)
+    model, callbacks = compile_model(build_model(cfg), cfg)
+    assert isinstance(model, ExploratoryGLFModel) and model.mode == "exact"
+    assert model.loss.coefficients == {"alpha_p": 1.0, "alpha_n": 1.0, "beta2": 1.0}
+    # one step: the exploratory train step ran (it logs the chosen action's search score)
+    x = np.random.default_rng(0).random((2, 16, 16, 1)).astype("float32")
+    y = (x > 0.8).astype("float32")
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=callbacks)
+    row = callbacks[0].rows[0]
+    assert isinstance(row["score"], float) and math.isfinite(row["score"])
+    cfg = CTConfig(**over["G(D)"], **tiny)
+    model, callbacks = compile_model(build_model(cfg), cfg)
+    assert isinstance(callbacks[0], DeterministicGLFCallback)
+    assert callbacks[0].guard_mode == "literal" and not callbacks[0].bounds
+
+
 def test_losses_are_the_glf_special_cases():
     assert build_loss(parse("--loss", "dice")).coefficients == {
         "alpha_p": 1.0,
         "alpha_n": 1.0,
         "beta2": 1.0,
     }
-    assert (
-        build_loss(parse("--loss", "effectiveness", "--beta2", "4")).coefficients["beta2"] == 4.0
-    )
+    assert build_loss(parse("--loss", "effectiveness", "--beta2", "4")).coefficients["beta2"] == 4.0
     t = build_loss(parse("--loss", "tversky", "--tversky-alpha", "0.3", "--tversky-beta", "0.7"))
     assert (t.alpha, t.beta) == (0.3, 0.7)
     g = build_loss(parse("--loss", "glf", "--alpha-p", "0.5", "--alpha-n", "2", "--beta2", "3"))
@@ -288,10 +336,21 @@ def test_reproduce_glf_lung_quick(patch_dir, tmp_path):
             "0.3",
             "--beta2-grid",
             "2,4",
+            "--seeds",
+            "2",
         ]
     )
     results = json.loads((out / "results.json").read_text())
     assert set(results["ours"]) == {"D", "E", "T", "G(D)", "G(E)"}
+    assert results["settings"]["seeds"] == [0, 1] and set(results["per_seed"]) == {"0", "1"}
+    assert results["ours"]["D"]["dice"]["n"] == 2
+    assert any(k.startswith("G(E) recall >=") for k in results["claims"])
+    assert "G(D) tumour_free_dice >= T tumour_free_dice" in results["claims"]
+    # G(E) is the exploratory rule: its trajectory has the search score in every row
+    rows = keras_losses.adaptive.read_trajectory(
+        Path(results["runs"]["0"]["G(E)"]) / "glf_trajectory.csv"
+    )
+    assert rows and all(math.isfinite(r["score"]) for r in rows)
     assert results["selected"]["E"]["beta2"] in (2.0, 4.0)
     report = (out / "report.md").read_text()
     assert "88.3" in report and "| G(E) |" in report
