@@ -170,7 +170,7 @@ def test_losses_are_the_glf_special_cases():
     assert g.coefficients == {"alpha_p": 0.5, "alpha_n": 2.0, "beta2": 3.0}
 
 
-def test_train_glf_det_writes_a_complete_run_directory(patch_dir, tmp_path):
+def test_train_glf_det_writes_a_complete_run_directory(patch_dir, tmp_path, assert_png):
     out = tmp_path / "run"
     train.main(
         [
@@ -202,6 +202,8 @@ def test_train_glf_det_writes_a_complete_run_directory(patch_dir, tmp_path):
         "eval/overlays.png",
     ):
         assert (out / name).is_file(), name
+        if name.endswith(".png"):
+            assert_png(out / name)
     assert any((out / "tensorboard").rglob("events.out.tfevents.*"))
     config = json.loads((out / "config.json").read_text())
     assert config["loss"] == "glf-det" and config["image_size"] == 32
@@ -274,7 +276,7 @@ def test_train_glf_det_writes_a_complete_run_directory(patch_dir, tmp_path):
     assert set(saved["models"]) == {"best", "last"}
     assert saved["models"]["best"] == metrics["models"]["glf-det"]
     for png in ("tumour_slices.png", "tumour_free_dice.png", "dice_vs_size.png", "overlays.png"):
-        assert (ev / png).stat().st_size > 2000
+        assert_png(ev / png)
 
 
 def test_existing_run_directory_is_refused(patch_dir, tmp_path):
@@ -312,7 +314,7 @@ def test_check_data_reports_a_bad_file(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_reproduce_glf_lung_quick(patch_dir, tmp_path):
+def test_reproduce_glf_lung_quick(patch_dir, tmp_path, assert_png):
     import reproduce
 
     out = tmp_path / "report"
@@ -353,6 +355,7 @@ def test_reproduce_glf_lung_quick(patch_dir, tmp_path):
     assert rows and all(math.isfinite(r["score"]) for r in rows)
     assert results["selected"]["E"]["beta2"] in (2.0, 4.0)
     report = (out / "report.md").read_text()
+    # 88.3: the paper's lung recall of G(D) (Sec. IV), a literal, so a changed paper table fails here
     assert "88.3" in report and "| G(E) |" in report
     for png in (
         "tumour_slices.png",
@@ -361,7 +364,7 @@ def test_reproduce_glf_lung_quick(patch_dir, tmp_path):
         "tumour_free_dice.png",
         "glf_coefficients.png",
     ):
-        assert (out / png).is_file()
+        assert_png(out / png)
 
 
 @pytest.mark.slow

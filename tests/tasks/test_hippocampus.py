@@ -166,3 +166,14 @@ def test_reproduce_writes_report_results_and_claims(tmp_path):
     stamp = (out / "models" / "dice" / "best.keras").stat().st_mtime_ns
     assert reproduce.main(argv) == 0
     assert (out / "models" / "dice" / "best.keras").stat().st_mtime_ns == stamp
+
+
+def test_a_runs_split_naming_volumes_that_are_gone_is_refused(tmp_path):
+    """evaluate.py reloads the run's split: a volume removed from the data folder since is named."""
+    from data.msd import DataError
+    from tasks.hippocampus.training import load_split_slices
+
+    data = write_msd(tmp_path / "Task04", n_volumes=2)
+    cfg = {"size": 16, "max_intensity": 0.2, "clip_percentile": 99.5}
+    with pytest.raises(DataError, match=r"Task04: the run's split names volumes that are not there: \['hippocampus_009'\]"):
+        load_split_slices(data, cfg, ["hippocampus_001", "hippocampus_009"], tmp_path / "c")

@@ -44,7 +44,7 @@ def test_config_defaults_are_the_papers():
     assert c.classes == ["MEL", "NV", "BCC", "AK", "DF"]
 
 
-def test_train_and_evaluate_loss_estimator(tmp_path):
+def test_train_and_evaluate_loss_estimator(tmp_path, assert_png):
     import evaluate
     import train
 
@@ -92,9 +92,17 @@ def test_train_and_evaluate_loss_estimator(tmp_path):
     assert set(metrics["odin"]["sets"]) == {"b-box", "natural", "histology", "new-class"}
     assert metrics["odin"]["temperature"] in (1, 1000) and len(metrics["odin"]["grid"]) == 4
     assert set(metrics["new_class_labels"]) == {"BKL", "VASC"}
-    assert (
-        0 <= metrics["balanced_accuracy"] <= 100 and (out / "odin_scores.png").stat().st_size > 1000
-    )
+    assert 0 <= metrics["balanced_accuracy"] <= 100
+    assert_png(out / "odin_scores.png")
+    # A run whose split names validation images that are gone is refused by name.
+    from data.msd import DataError
+    from tasks.isic.config import EvalConfig
+    from tasks.isic.evaluation import build_eval_data
+
+    split["val"].append("ISIC_GONE")
+    (run / "split.json").write_text(json.dumps(split))
+    with pytest.raises(DataError, match=r"the run's validation split names images that are not there: \['ISIC_GONE'\]"):
+        build_eval_data(run, EvalConfig(ood_sets=["b-box"]))
     from training.rundir import RunDirError
 
     with pytest.raises(RunDirError, match="already exists"):  # refuses to clobber the run
@@ -148,7 +156,7 @@ def test_missing_class_is_a_clear_error(tmp_path):
         train.main(["--task", "isic", "--data-dir", str(root), "--out", str(tmp_path / "r"), *TINY])
 
 
-def test_reproduce_writes_report(tmp_path):
+def test_reproduce_writes_report(tmp_path, assert_png):
     import reproduce
 
     out = tmp_path / "rep"
@@ -171,13 +179,14 @@ def test_reproduce_writes_report(tmp_path):
         ]
     )
     results = json.loads((out / "results.json").read_text())
+    # the paper's numbers as literals (Sec. 4, Findings: 77.9 % vs 73.1 %), not the exported table
     assert results["paper_values"]["balanced_accuracy"] == {"vanilla": 73.1, "proposed": 77.9}
     assert {"vanilla", "proposed"} <= set(results) and "b-box-70" in results["proposed"]["odin"][
         "sets"
     ]
     report = (out / "report.md").read_text()
     assert "| balanced accuracy % | 73.1 |" in report and "Clin-Skin: no equivalent" in report
-    assert (out / "summary.png").exists()
+    assert_png(out / "summary.png")
 
 
 def test_real_ham10000_check(shared_data, tmp_path):
