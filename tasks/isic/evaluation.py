@@ -16,7 +16,7 @@ def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
     """Validation images and every OOD set, from a run's config and split."""
     import numpy as np
 
-    from evaluation import ood_sets
+    from data import ood_sets
     from training import io
     from training.rundir import load_run_config
 

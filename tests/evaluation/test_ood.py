@@ -4,7 +4,8 @@ the OOD image sets."""
 import numpy as np
 import pytest
 
-from evaluation import ood, ood_sets
+from data import ood_sets
+from evaluation import ood
 
 
 def _scores(seed, ties=False):

@@ -10,6 +10,11 @@ Every function returns uint8 RGB images (N, size, size, 3) ready for the classif
     histology_images  random crops of scikit-image's immunohistochemistry slide (our stand-in
                       for the paper's NCT colorectal histology set)
     folder_images     every image in a user folder, preprocessed like the dermoscopy images
+
+These build input images (from dermoscopy records, masks, bundled photographs, a folder) and know
+nothing of a model, so they are data: the scores and metrics computed on them (ODIN, AUROC,
+FPR@95 % TPR) are in ``evaluation/odin.py`` and ``evaluation/ood.py``, which import nothing from
+``data``. (The module lived in ``evaluation/`` before issue 14.)
 """
 
 from __future__ import annotations
