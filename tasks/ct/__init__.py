@@ -25,11 +25,12 @@ metrics and figures of the best model.
 One file per step (the names are nouns because ``train``, ``evaluate`` and ``reproduce``
 are the functions below, which the command lines call):
 
-    paper.py         the paper's published numbers (Figs. 3 and 5)
+    paper.py         the paper's stated settings (Sec. II-C) and published numbers (Sec. III)
     config.py        CTConfig, presets, flags -> config, the data configuration
     training.py      model, loss, metrics, callbacks; train a run
     evaluation.py    metrics and figures of saved runs
-    reproduction.py  the glf-lung / glf-liver sweep and its report
+    reproduction.py  the glf-lung / glf-liver sweep
+    report.py        its report.md: ours beside the paper's numbers, the claims, the ablation
 """
 
 from tasks.ct.config import add_train_arguments

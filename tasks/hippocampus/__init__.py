@@ -15,6 +15,7 @@ Reference:
 One file per step (the names are nouns because ``train``, ``evaluate`` and ``reproduce``
 are the functions below, which the command lines call):
 
+    paper.py         the paper's stated settings (Sec. 3)
     config.py        HippocampusConfig, AttackConfig, --quick settings
     training.py      model, loss, slices, train a run
     evaluation.py    the gradient pixel attacks on saved runs

@@ -12,7 +12,7 @@ Table 1, Fig. 5). Paper values are quoted in each option's help.
 One file per step (the names are nouns because ``train``, ``evaluate`` and ``reproduce``
 are the functions below, which the command lines call):
 
-    paper.py         the paper's published numbers (Fig. 3, Table 1, Fig. 5)
+    paper.py         the paper's stated settings (Sec. 3, 4.1) and numbers (Fig. 3, Table 1, Fig. 5)
     config.py        IsicConfig, EvalConfig
     training.py      records, model (+ loss-estimator head), train a run
     evaluation.py    balanced accuracy and ODIN on saved runs

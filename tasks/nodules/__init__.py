@@ -19,7 +19,7 @@ Reference:
 One file per step (the names are nouns because ``train``, ``evaluate`` and ``reproduce``
 are the functions below, which the command lines call):
 
-    paper.py         Table 1 of the paper
+    paper.py         the paper's stated settings (Sec. 3) and Table 1
     config.py        NodulesConfig and the synthetic data it describes
     training.py      CE and contrastive (siamese + head) training
     evaluation.py    metrics, saliency and PCA of saved runs
