@@ -380,14 +380,14 @@ def nodule_arrays_of_other_lengths(tmp):
 
 
 def ood_folder_missing(tmp):
-    from evaluation.ood_sets import folder_images
+    from data.ood_sets import folder_images
 
     bad = tmp / "ood"
     return bad, lambda: folder_images(bad, 16), "is not a folder"
 
 
 def ood_folder_without_images(tmp):
-    from evaluation.ood_sets import folder_images
+    from data.ood_sets import folder_images
 
     bad = tmp / "ood"
     bad.mkdir()
@@ -492,7 +492,7 @@ def test_ood_images_when_no_bundled_photograph_loads(monkeypatch):
     """scikit-image without its data files: the natural OOD set says so instead of being empty."""
     import skimage.data
 
-    from evaluation import ood_sets
+    from data import ood_sets
 
     def broken():
         raise OSError("no data")
