@@ -218,7 +218,10 @@ def check_config(cfg: CTConfig) -> None:
     if not 0 <= cfg.dropout < 1:
         raise ValueError(f"--dropout must lie in [0, 1); received {cfg.dropout}")
     if cfg.data_dir is not None and not Path(cfg.data_dir).exists():
-        raise ValueError(f"--data-dir {cfg.data_dir} does not exist")
+        raise ValueError(
+            f"--data-dir {cfg.data_dir} does not exist; give the folder that holds the data "
+            "(README, Where real data goes) or leave --data-dir out for the built-in phantom"
+        )
 
 
 def data_config(cfg: CTConfig, *, augment: bool | None = None):

@@ -84,7 +84,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     models = {}
     for i, (run, file) in enumerate(runs):
         label = labels[i] if labels else _default_label(run, file, models)
-        models[label] = keras.saving.load_model(file)
+        models[label] = keras.saving.load_model(file, compile=False)
     first_model = next(iter(models.values()))
     values = {
         k: v for k, v in run_cfg.items() if k in {f.name for f in dataclasses.fields(CTConfig)}

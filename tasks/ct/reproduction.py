@@ -306,7 +306,7 @@ def reproduce(args: argparse.Namespace) -> Path:
     runs, per_seed, trajectories = {}, {}, {}
     for seed in seeds:
         runs[seed] = {k: run(run_names[k], seed, **v) for k, v in overrides.items()}
-        models = {k: keras.saving.load_model(p / "best.keras") for k, (p, _) in runs[seed].items()}
+        models = {k: keras.saving.load_model(p / "best.keras", compile=False) for k, (p, _) in runs[seed].items()}
         d_path, d_cfg = runs[seed]["D"]
         # the first seed's figures go to the report folder, the others' into seed-N/
         where = out if seed == first else out / f"seed-{seed}"

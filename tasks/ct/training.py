@@ -256,7 +256,7 @@ def train_config(
     if trajectory.exists():
         plot_trajectory_figures({cfg.loss: trajectory}, run_dir.path)
     best = (
-        keras.saving.load_model(run_dir / "best.keras")
+        keras.saving.load_model(run_dir / "best.keras", compile=False)  # inference only
         if (run_dir / "best.keras").exists()
         else model
     )

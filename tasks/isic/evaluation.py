@@ -165,7 +165,7 @@ def evaluate(args) -> dict:
     run_dir, model_path = model_of_run(args.model)
     out = Path(args.out) if args.out else run_dir / "evaluation"
     data = build_eval_data(run_dir, ecfg)
-    model = keras.saving.load_model(model_path)
+    model = keras.saving.load_model(model_path, compile=False)
     result, scores = evaluate_model(model, data, ecfg)
     result["model"] = str(model_path)
     io.write_json(out / "metrics.json", result)

@@ -85,7 +85,7 @@ def reproduce(args) -> Path:
         ecfg = EvalConfig(max_ood=max_ood)
         if data is None:  # same split (same seed) for both models: build the OOD sets once
             data = build_eval_data(run, ecfg)
-        model = keras.saving.load_model(model_of_run(run)[1])
+        model = keras.saving.load_model(model_of_run(run)[1], compile=False)
         results[key], scores[key] = evaluate_model(model, data, ecfg)
         results[key]["history"] = str(run / "history.csv")
     summary = {

@@ -29,7 +29,7 @@ def load_run(path):
         raise FileNotFoundError(f"--model {path}: {model_path.name} is missing (did the run finish?)")
     if cfg.get("task") != "nodules":
         raise ValueError(f"--model {path}: this is a run of task {cfg.get('task')!r}, not 'nodules'")
-    return keras.saving.load_model(model_path), cfg
+    return keras.saving.load_model(model_path, compile=False), cfg
 
 
 def predict_report(model, images, labels, batch_size: int = 256) -> dict:

@@ -137,10 +137,13 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
                 )
                 head_run.mark_complete(stage="classifier head")
             for name in SELECTIONS:  # the classifier g(f(x)) of each saved head
-                model = _compile_classifier(build_classifier(encoder, train_encoder=False), cfg.lr)
-                model.get_layer(HEAD_NAME).set_weights(keras.saving.load_model(head_run / f"{name}.keras").get_weights())
+                # Assembled from trained parts and never trained itself: saved uncompiled, since a
+                # compiled model whose optimizer never ran warns "Skipping variable loading for
+                # optimizer" at every load_model.
+                model = build_classifier(encoder, train_encoder=False)
+                model.get_layer(HEAD_NAME).set_weights(keras.saving.load_model(head_run / f"{name}.keras", compile=False).get_weights())
                 io.save_model(model, run / f"{name}.keras")
-    model = keras.saving.load_model(run / f"{cfg.select}.keras")
+    model = keras.saving.load_model(run / f"{cfg.select}.keras", compile=False)
     val = predict_report(model, x_va, y_va)
     run.mark_complete(seconds=round(time.time() - start, 1), val_acc=val["acc"], select=cfg.select)
     log(f"done in {time.time() - start:.0f} s; validation accuracy {val['acc']:.3f} ({cfg.select}.keras) -> {run.path}")
