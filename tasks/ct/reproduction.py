@@ -389,7 +389,7 @@ def run_ablation(run, seed: int, out: Path) -> list[dict]:
                     glf_beta2_statistic=b2,
                     glf_counts=counts,
                 )
-                model = keras.saving.load_model(path / "best.keras")
+                model = keras.saving.load_model(path / "best.keras", compile=False)
                 result = evaluate_models({"G(D)": model}, cfg, path / "eval", split_from=path)
                 rows.append(
                     {
