@@ -20,7 +20,9 @@ are the functions below, which the command lines call):
     training.py      model, loss, slices, train a run
     evaluation.py    the gradient pixel attacks on saved runs
     figures.py       the figures of the attacks (paper Figures 1-7)
-    reproduction.py  the robustness sweep, the claim checks and the report
+    reproduction.py  the robustness sweep over seeds and the report
+    seeds.py         mean +- sd over seeds of every curve point, convergence, their figures
+    claims.py        the paper's claims, checked one by one
 """
 
 from tasks.hippocampus.evaluation import add_evaluate_arguments, evaluate

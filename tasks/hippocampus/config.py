@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from keras_losses.squared_dice import DEFAULT_SMOOTH
 from tasks.hippocampus import paper
 from tasks.hippocampus.paper import PAPER
 from training.config import option
@@ -26,14 +27,21 @@ class HippocampusConfig:
         64, "slices are zero-padded to size x size (the largest Task04 slice is 43x59)"
     )
     max_intensity: float = option(
-        paper.MAX_INTENSITY, f"intensities scaled per volume to [0, max_intensity] ({PAPER}, Sec. 3: 0.2)"
+        paper.MAX_INTENSITY,
+        f"intensities scaled per volume to [0, max_intensity] ({PAPER}, Sec. 3: 0.2)",
+    )
+    scaling: str = option(
+        "max",
+        f"intensity scaling per volume: 'max' maps the maximum to max_intensity ({PAPER}, Sec. 3: "
+        "'maximum pixel value=0.2'); 'percentile' maps --clip-percentile there and clips above",
+        choices=("max", "percentile"),
     )
     clip_percentile: float = option(
-        99.5,
-        "percentile of a volume mapped to max_intensity (our choice: robust to bright outliers)",
+        99.5, "percentile mapped to max_intensity under --scaling percentile (our option)"
     )
     test_fraction: float = option(
-        paper.TEST_FRACTION, f"fraction of volumes held out for testing ({PAPER}: 131 of 394, about 1/3)"
+        paper.TEST_FRACTION,
+        f"fraction of volumes held out for testing ({PAPER}: 131 of 394, about 1/3)",
     )
     val_fraction: float = option(
         0.1,
@@ -41,9 +49,14 @@ class HippocampusConfig:
     )
     # Optional[...] rather than X | None: training.config parses typing.Optional only.
     max_volumes: Optional[int] = option(None, "use the first N volumes by id (default: all)")  # noqa: UP045
-    cache_dir: Optional[str] = option(None, "decode cache (default: $KERAS_LOSSES_CACHE/hippocampus, else ~/.cache/keras_losses/hippocampus)")  # noqa: UP045
+    cache_dir: str | None = option(
+        None,
+        "decode cache (default: $KERAS_LOSSES_CACHE/hippocampus, else ~/.cache/keras_losses/hippocampus)",
+    )  # noqa: UP045
     seed: int = option(0, "seed of the volume split, shuffling and initialisation")
-    epochs: int = option(30, "training epochs (not stated in the paper; our choice)")
+    epochs: int = option(
+        30, "training epochs (not stated in the paper; --quick uses the measured plateau)"
+    )
     batch_size: int = option(32, "slices per batch (not stated in the paper; our choice)")
     lr: float = option(1e-3, "Adam learning rate (not stated in the paper; our choice)")
     depth: int = option(4, "U-Net down-sampling steps (Ronneberger et al. 2015: 4)")
@@ -51,7 +64,14 @@ class HippocampusConfig:
         32, "U-Net filters at the first level (our choice; doubled per level)"
     )
     dice_smooth: float = option(
-        1.0, "smoothing constant of the squared-denominator Dice loss (Milletari et al. 2016)"
+        DEFAULT_SMOOTH,
+        f"smoothing constant of the squared Dice loss ({PAPER}, Sec. 3: none; 1e-6 keeps an "
+        "all-empty batch finite and moves no loss with foreground by more than 1e-6)",
+    )
+    dice_per_image: bool = option(
+        False,
+        f"average the Dice loss per image instead of pooling the sums over the batch ({PAPER}, "
+        "Sec. 3: one sum over all pixels, i.e. pooled)",
     )
     focal_alpha: float = option(
         0.25, "focal loss positive-class weight alpha (Lin et al. 2017: 0.25)"
@@ -79,7 +99,9 @@ MAX_TEST_HELP = (
 class AttackConfig:
     """The attack levels of the paper's figures."""
 
-    n_fixed: int = option(paper.N_FIXED, f"pixels overwritten in the value sweeps ({PAPER}, Figs. 2-3: 5)")
+    n_fixed: int = option(
+        paper.N_FIXED, f"pixels overwritten in the value sweeps ({PAPER}, Figs. 2-3: 5)"
+    )
     values: list[float] = option(
         list(paper.VALUES),
         f"values written into the n-fixed pixels ({PAPER}: Fig. 2 0..0.2, Fig. 3 0..1.0)",
@@ -96,6 +118,12 @@ class AttackConfig:
     max_test_images: Optional[int] = option(200, MAX_TEST_HELP)  # noqa: UP045
     attack_batch: int = option(256, "attacked images per model call")
     threshold: float = option(0.5, "probability threshold of a predicted mask")
+    ranking: str = option(
+        "signed",
+        f"pixel ranking: 'signed' = largest gradient value ({PAPER}, Sec. 3: 'N-highest gradient "
+        "value'; Fig. 1 shows the positive gradients as the active ones), 'magnitude' = largest |gradient|",
+        choices=("signed", "magnitude"),
+    )
     attack_seed: int = option(0, "seed of the slice subset and the random attack values")
 
     def __post_init__(self):
@@ -114,8 +142,18 @@ class AttackConfig:
 
 
 # Settings of `reproduce.py robustness --quick`: sized for a 2-core CPU shared with others.
-QUICK_TRAIN = {"epochs": 12, "depth": 3, "base_filters": 16, "batch_size": 16, "max_volumes": 60}
-QUICK_ATTACK = {"n_step": 5, "random_n_step": 10, "repetitions": 20, "max_test_images": 48}
+# epochs: past the validation-Dice plateau measured at this size (BCE, the slowest: epoch 17 of
+# 30 with benchmarks/bench_hippocampus_epochs.py; docs/hippocampus.md, "Convergence").
+QUICK_EPOCHS = 18
+QUICK_TRAIN = {
+    "epochs": QUICK_EPOCHS,
+    "depth": 3,
+    "base_filters": 16,
+    "batch_size": 16,
+    "max_volumes": 60,
+}
+QUICK_ATTACK = {"n_step": 5, "random_n_step": 10, "repetitions": 10, "max_test_images": 48}
+SEEDS = (0, 1, 2)  # three seeds (split, initialisation, shuffling, attack draws); mean +- sd
 
 
 def log(message: str) -> None:

@@ -39,9 +39,9 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
     runs = [model_of_run(m) for m in models]
     configs = [load_run_config(r) for r, _ in runs]
     splits = [io.read_json(r / "split.json") for r, _ in runs]
-    data_keys = ("size", "max_intensity", "clip_percentile")
+    data_keys = ("size", "max_intensity", "scaling", "clip_percentile")
     for (r, _), c, s in zip(runs[1:], configs[1:], splits[1:], strict=True):
-        if s["test"] != splits[0]["test"] or any(c[k] != configs[0][k] for k in data_keys):
+        if s["test"] != splits[0]["test"] or any(c.get(k) != configs[0].get(k) for k in data_keys):
             raise ValueError(
                 f"{r} was trained with another test split or slice settings than {runs[0][0]}; "
                 "models compared in one evaluation must share them"
@@ -71,6 +71,7 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
         "attacked_slices": int(len(attack_idx)),
         "attacked_slice_indices": attack_idx.tolist(),
         "dice": f"hard Dice (threshold {acfg.threshold:.2f}) per slice, averaged over the attacked slices",
+        "pooled_dice": "hard Dice of all attacked slices' pixels together (2 sum TP / sum(|T| + |P|))",
         "attack": dataclasses.asdict(acfg),
         "models": {},
     }
@@ -88,7 +89,7 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
         )
         grads = input_gradients(model, xa)
         log(f"{name}: value sweep (N = {acfg.n_fixed})")
-        d_values, p_values = attack_dice(
+        d_values, p_values, c_values = attack_dice(
             model,
             xa,
             ya,
@@ -98,9 +99,11 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
             batch_size=acfg.attack_batch,
             threshold=acfg.threshold,
             return_predictions=True,
+            ranking=acfg.ranking,
+            return_counts=True,
         )
         log(f"{name}: pixel-count sweep (value {acfg.fixed_value})")
-        d_count = attack_dice(
+        d_count, c_count = attack_dice(
             model,
             xa,
             ya,
@@ -109,9 +112,11 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
             np.full(len(n_sweep), acfg.fixed_value),
             batch_size=acfg.attack_batch,
             threshold=acfg.threshold,
+            ranking=acfg.ranking,
+            return_counts=True,
         )
         log(f"{name}: random values, {len(n_random)} pixel counts x {acfg.repetitions} repetitions")
-        d_rand = attack_dice(
+        d_rand, c_rand = attack_dice(
             model,
             xa,
             ya,
@@ -120,8 +125,15 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
             rand,
             batch_size=acfg.attack_batch,
             threshold=acfg.threshold,
-        ).reshape(len(xa), len(n_random), acfg.repetitions)
+            ranking=acfg.ranking,
+            return_counts=True,
+        )
+        d_rand = d_rand.reshape(len(xa), len(n_random), acfg.repetitions)
+        c_rand = c_rand.reshape(len(xa), len(n_random), acfg.repetitions, 2)
         per_rep = d_rand.mean(axis=0)  # (levels, repetitions): mean over slices per repetition
+        # BCE's under-confidence on the small foreground: the median logit inside the true mask
+        p_in = np.clip(probs[masks > 0], 1e-7, 1 - 1e-7)
+        median_logit = float(np.median(np.log(p_in / (1 - p_in)))) if p_in.size else float("nan")
         results["models"][name] = {
             "run": str(run),
             "clean_dice_attacked_slices": float(
@@ -129,15 +141,18 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
             ),
             "clean_dice_foreground_slices": float(per_slice[fg].mean()),
             "clean_dice_global": float(global_dice),
+            "median_logit_in_mask": median_logit,
             "value_sweep": {
                 "n_pixels": acfg.n_fixed,
                 "values": values.tolist(),
                 "dice": d_values.mean(0).tolist(),
+                "pooled_dice": _pooled(c_values).tolist(),
             },
             "count_sweep": {
                 "value": acfg.fixed_value,
                 "n_pixels": n_sweep.tolist(),
                 "dice": d_count.mean(0).tolist(),
+                "pooled_dice": _pooled(c_count).tolist(),
             },
             "random_sweep": {
                 "n_pixels": n_random.tolist(),
@@ -146,6 +161,7 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
                 "std": per_rep.std(1).tolist(),
                 "min": per_rep.min(1).tolist(),
                 "max": per_rep.max(1).tolist(),
+                "pooled_dice": _pooled(c_rand).mean(-1).tolist(),
             },
         }
         m = results["models"][name]
@@ -164,6 +180,14 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
     io.write_json(out / "metrics.json", results)
     log(f"wrote {out / 'metrics.json'} and {len(figures)} figures")
     return results
+
+
+def _pooled(counts):
+    """Dice over all attacked slices together from ``(M, ..., 2)`` counts [|T & P|, |T| + |P|]."""
+    import numpy as np
+
+    total = counts[..., 1].sum(0)
+    return np.where(total > 0, 2 * counts[..., 0].sum(0) / np.maximum(total, 1), 1.0)
 
 
 def _figure_examples(masks, count=3):

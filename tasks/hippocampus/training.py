@@ -19,7 +19,7 @@ def build_loss(cfg: HippocampusConfig):
     import keras_losses as kl
 
     def dice():
-        return kl.SquaredDiceLoss(smooth=cfg.dice_smooth)
+        return kl.SquaredDiceLoss(per_image=cfg.dice_per_image, smooth=cfg.dice_smooth)
 
     if cfg.loss == "bce":
         return keras.losses.BinaryCrossentropy()
@@ -39,9 +39,13 @@ def build_model(cfg: HippocampusConfig):
     import keras
 
     from architectures.unet import build_unet
+    from evaluation.dice_metric import HardDice
 
     model = build_unet((cfg.size, cfg.size, 1), depth=cfg.depth, base_filters=cfg.base_filters)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=build_loss(cfg))
+    # Hard Dice every epoch (history.csv: dice, val_dice, val_dice_fg): the convergence measure
+    # and the best-model criterion, the same for every loss (loss values are not comparable).
+    metrics = [HardDice(name="dice"), HardDice("foreground_slices", name="dice_fg")]
+    model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=build_loss(cfg), metrics=metrics)
     return model
 
 
@@ -50,7 +54,11 @@ def slice_settings(cfg):
     from data.hippocampus import SliceSettings
 
     return SliceSettings(
-        size=cfg["size"], max_intensity=cfg["max_intensity"], clip_percentile=cfg["clip_percentile"]
+        size=cfg["size"],
+        max_intensity=cfg["max_intensity"],
+        # runs written before `scaling` existed were trained on the percentile scaling
+        scaling=cfg.get("scaling", "percentile"),
+        clip_percentile=cfg["clip_percentile"],
     )
 
 
@@ -126,7 +134,7 @@ def run_training(
     val_ds, monitor = None, "loss"
     if split["val"]:
         x_val, y_val, _ = load_split_slices(cfg.data_dir, conf, split["val"], cfg.cache_dir)
-        val_ds, monitor = make_dataset(x_val, y_val, cfg.batch_size, shuffle=False), "val_loss"
+        val_ds, monitor = make_dataset(x_val, y_val, cfg.batch_size, shuffle=False), "val_dice"
     strategy = make_strategy(strategy)
     with strategy.scope():
         model = build_model(cfg)
@@ -137,7 +145,7 @@ def run_training(
         run_dir=run,
         epochs=cfg.epochs,
         monitor=monitor,
-        mode="min",
+        mode="max" if monitor == "val_dice" else "min",
         verbose=2,
         strategy=strategy,
         tensorboard=importlib.util.find_spec("tensorboard") is not None,
@@ -155,5 +163,10 @@ def train(args) -> Path | None:
 
     cfg = from_args(HippocampusConfig, args)
     return check_or_train(
-        args, "hippocampus", cfg, lambda: check_data(cfg.data_dir, cfg), run_training, data_dir=cfg.data_dir
+        args,
+        "hippocampus",
+        cfg,
+        lambda: check_data(cfg.data_dir, cfg),
+        run_training,
+        data_dir=cfg.data_dir,
     )

@@ -133,7 +133,7 @@ def test_check_data_reports_every_bad_file(tmp_path, capsys):
     assert "hippocampus_002" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # four models trained and attacked: ~1-3 min on 2 shared cores
+@pytest.mark.slow  # eight models trained and attacked: ~2-4 min on 2 shared cores
 def test_reproduce_writes_report_results_and_claims(tmp_path):
     data = write_msd(tmp_path / "Task04", n_volumes=4)
     out = tmp_path / "report"
@@ -147,25 +147,42 @@ def test_reproduce_writes_report_results_and_claims(tmp_path):
         "--cache-dir",
         str(tmp_path / "c"),
         "--epochs",
-        "1",
+        "2",
         "--repetitions",
         "2",
         "--max-test-images",
         "3",
+        "--seeds",
+        "0,1",
     ]
     assert reproduce.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
-    assert list(results["models"]) == list(hip.LOSSES)
-    assert len(results["claims"]) == 4 and all(
-        isinstance(c["held"], bool) for c in results["claims"]
-    )
+    assert list(results["models"]) == list(hip.LOSSES) and results["seeds"] == [0, 1]
+    for m in results["models"].values():
+        for fig in ("fig2", "fig3", "fig5", "fig6"):
+            curve = m["curves"][fig]
+            assert len(curve["x"]) == len(curve["mean"]) == len(curve["sd"]) > 1
+        assert len(m["value_sweep"]["dice"]["per_seed"]) == 2
+        assert len(m["training"]["val_dice_per_epoch"]["mean"]) == 2
+    assert results["models"]["bce"]["curves"]["fig2"]["x"] == [0.0, 0.1, 0.2]
+    tested = [c for c in results["claims"] if c["held"] is not None]
+    assert len(tested) == 9 and all(isinstance(c["held"], bool) for c in tested)
     assert results["settings"]["quick"] and results["settings"]["attack"]["repetitions"] == 2
+    assert results["settings"]["attack"]["ranking"] == "signed"
+    assert results["settings"]["train"]["scaling"] == "max"
+    for fig in ("fig2_values", "fig3_values", "fig5_count", "fig6_random", "fig1_gradients"):
+        assert (out / f"hippocampus_{fig}.png").stat().st_size > 0
     report = (out / "report.md").read_text()
     assert "## The paper's claims" in report and "hippocampus_fig6_random.png" in report
-    # finished runs are reused, not retrained
-    stamp = (out / "models" / "dice" / "best.keras").stat().st_mtime_ns
+    # finished runs and their evaluations are reused, not redone
+    stamp = (out / "models" / "seed-1" / "dice" / "best.keras").stat().st_mtime_ns
+    metrics = (out / "seed-1" / "metrics.json").stat().st_mtime_ns
     assert reproduce.main(argv) == 0
-    assert (out / "models" / "dice" / "best.keras").stat().st_mtime_ns == stamp
+    assert (out / "models" / "seed-1" / "dice" / "best.keras").stat().st_mtime_ns == stamp
+    assert (out / "seed-1" / "metrics.json").stat().st_mtime_ns == metrics
+    # a finished run with other settings is refused, not silently reused
+    with pytest.raises(SystemExit, match="other settings"):
+        reproduce.main([*argv[:-2], "--seeds", "0", "--max-volumes", "3"])
 
 
 def test_a_runs_split_naming_volumes_that_are_gone_is_refused(tmp_path):
