@@ -2,7 +2,7 @@
 
 Each constant quotes where it stands in
 ``../shared/papers/rajput-2021-robustness-of-loss-functions.txt``. The paper prints no table; its
-results are the trends of Figures 2-6, checked one by one in ``reproduction.py``
+results are the trends of Figures 2-6, checked one by one in ``claims.py``
 (``check_claims``). What it leaves open (epochs, batch size, learning rate, U-Net width) is our
 choice and lives in ``config.py`` with its reason.
 """
