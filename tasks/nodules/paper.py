@@ -2,7 +2,7 @@
 
 Each constant quotes where it stands in
 ``../shared/papers/baltatzis-2021-loss-generalization-synthetic-nodules.txt``. What the paper leaves
-open (image size, pixel noise, the head's learning rate) is our choice and lives in ``config.py``
+open (image size, pixel noise, shapes and deformation ranges) is our choice and lives in ``config.py``
 with its reason.
 """
 

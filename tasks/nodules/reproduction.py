@@ -7,7 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from tasks.nodules.config import NodulesConfig, log, training_data
+from tasks.nodules.config import GENERATOR_FIELDS, NodulesConfig, log, training_data
 from tasks.nodules.evaluation import (
     _dist_name,
     embedding_panel,
@@ -17,7 +17,7 @@ from tasks.nodules.evaluation import (
     saliency_row,
 )
 from tasks.nodules.paper import N_SAMPLES, N_TEST, PAPER, TABLE1
-from tasks.nodules.training import train_model
+from tasks.nodules.training import train_model, training_fit_light
 
 # `reproduce.py nodules --quick`: one seed, fewer epochs; sized for a shared 2-core CPU.
 QUICK = {"seeds": 1, "epochs": 30}
@@ -28,7 +28,19 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs of each stage (default {PAPER}: 100; --quick: 30)")
     parser.add_argument("--n-samples", type=int, default=N_SAMPLES, help=f"training-distribution samples ({PAPER}: 200)")
     parser.add_argument("--n-test", type=int, default=N_TEST, help=f"samples per test distribution ({PAPER}: 200)")
-    parser.add_argument("--image-size", type=int, default=64, help="image size in pixels (our choice: 64)")
+    parser.add_argument("--image-size", type=int, default=None, help="image size in pixels (default: the train.py default, 64)")
+    parser.add_argument("--encoder", default=None, choices=("classic", "modern"), help="LeNet-5 encoder (default classic: tanh, average pooling)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE",
+        help="any other train.py setting of every run, by its config name, e.g. --set noise_on=image --set spikes=7 "
+        "(benchmarks/nodules_choices.py uses it for the measured choices of docs/nodules.md)",
+    )
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED .. FIRST_SEED+SEEDS-1 (default 0)")
+    parser.add_argument(
+        "--light-fit", action="store_true",
+        help="train without per-epoch checkpoints and backups (about 2.3x less CPU, the same models; a run "
+        "cannot be resumed in the middle of a stage)",
+    )
     parser.add_argument("--resume", action="store_true", help="keep finished runs in OUT/runs and train only the rest")
 
 
@@ -39,6 +51,44 @@ def _training_runs():
         if (scenario, train, loss) not in seen:
             seen.append((scenario, train, loss))
     return seen
+
+
+FIXED_BY_FLAGS = ("loss", "train_dist", "n_samples", "epochs", "seed")
+
+
+def run_overrides(args) -> dict:
+    """The NodulesConfig fields every run of the reproduction sets, from --image-size,
+    --encoder and --set FIELD=VALUE (typed like the field's default)."""
+    defaults = dataclasses.asdict(NodulesConfig())
+    allowed = sorted(k for k in defaults if k not in FIXED_BY_FLAGS)
+    overrides = {}
+    for item in getattr(args, "set", None) or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in allowed:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(allowed)}")
+        kind = type(defaults[key]) if defaults[key] is not None else int
+        try:
+            overrides[key] = kind(float(value)) if kind is int else kind(value)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {key} expects a {kind.__name__}; received {value!r}") from None
+    for key in ("image_size", "encoder"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
+    return overrides
+
+
+def _check_resumed(conf: dict, cfg: NodulesConfig, run_path: Path) -> None:
+    """A finished run reused by --resume must have been trained with this reproduction's settings."""
+    wanted = dataclasses.asdict(cfg)
+    # Settings older runs lack had the value NoduleSpec / the encoder had then.
+    old = {"encoder": "modern", "noise_on": "foreground", "scale": 0.08, "anisotropy": 0.05, "spikes": 11, "spike_height": 0.6}
+    for key in ("image_size", "encoder", "head_lr", *GENERATOR_FIELDS):
+        if conf.get(key, old.get(key)) != wanted[key]:
+            raise ValueError(
+                f"--resume: {run_path} was trained with {key}={conf.get(key, old.get(key))!r}, this reproduction "
+                f"asks for {wanted[key]!r}; use another --out"
+            )
 
 
 def _mean_sd(values):
@@ -64,25 +114,28 @@ def reproduce(args) -> Path:
     out = Path(args.out or "reports/nodules")
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise FileExistsError(f"--out {out} already exists; pass --resume to reuse its finished runs, or remove it")
+    overrides = run_overrides(args)
+    first = int(getattr(args, "first_seed", 0) or 0)
+    fit = training_fit_light if getattr(args, "light_fit", False) else None
     out.mkdir(parents=True, exist_ok=True)
-    start = time.time()
+    start, cpu_start = time.time(), _cpu_seconds()
     load = os.getloadavg()[0]
     per_seed = {}  # (scenario, train, test, loss) -> list of reports
     panels, sal_rows = [], []
-    for seed in range(seeds):
+    for seed in range(first, first + seeds):
         test_cache = {}
         for scenario, train, loss in _training_runs():
             cfg = NodulesConfig(
-                loss=loss, train_dist=list(train), n_samples=args.n_samples, epochs=epochs,
-                image_size=args.image_size, seed=seed,
+                loss=loss, train_dist=list(train), n_samples=args.n_samples, epochs=epochs, seed=seed, **overrides
             )
             run_path = out / "runs" / f"seed{seed}" / f"s{scenario}-{loss}"
             if args.resume and (run_path / "COMPLETED").exists():
                 log(f"seed {seed}: S{scenario} {loss} already trained in {run_path}")
                 model, conf = load_run(run_path)
+                _check_resumed(conf, cfg, run_path)
             else:
                 log(f"seed {seed}: S{scenario} {loss} on {_dist_name(train)}")
-                model = train_model(cfg, run_path, resume=args.resume, verbose=0)[1]
+                model = train_model(cfg, run_path, resume=args.resume, verbose=0, fit=fit)[1]
                 conf = dataclasses.asdict(cfg)
             tests = [row[2] for row in TABLE1 if row[0] == scenario and row[3] == loss]
             x_tr, y_tr, x_va, y_va = training_data(conf)
@@ -96,11 +149,11 @@ def reproduce(args) -> Path:
                 report = {**predict_report(model, x, y), "val_acc": val_acc}
                 per_seed.setdefault((scenario, train, dist, loss), []).append(report)
                 log(f"  test {_dist_name(dist)}: acc {report['acc']:.3f} se {report['se']:.3f} sp {report['sp']:.3f}")
-            if seed == 0:
+            if seed == first:
                 title = f"S{scenario} {loss}, train {_dist_name(train)}"
                 panels.append(embedding_panel(model, title, sets))
                 sal_rows.append((f"S{scenario} {loss}", saliency_row(model, sets)))
-    elapsed = time.time() - start
+    elapsed, cpu = time.time() - start, _cpu_seconds() - cpu_start
 
     rows, details = [], []
     for scenario, train, test, loss, paper in TABLE1:
@@ -115,20 +168,30 @@ def reproduce(args) -> Path:
         })
         details.append({**rows[-1], "se_sd": se_sd, "sp_sd": sp_sd, "per_seed": reports})
     io.write_json(out / "results.json", {"rows": rows})
-    defaults = NodulesConfig()
+    run_cfg = dataclasses.asdict(cfg)  # the last run's; every field but loss/train_dist/seed is shared
     settings = {
-        "seeds": seeds, "epochs": epochs, "n_samples": args.n_samples, "n_test": args.n_test,
-        "image_size": args.image_size, "quick": bool(args.quick), "batch_size": defaults.batch_size,
-        "lr": defaults.lr, "head_lr": defaults.head_lr,
-        "seconds": round(elapsed, 1), "load_average_at_start": round(load, 2),
+        "seeds": seeds, "first_seed": first, "epochs": epochs, "n_samples": args.n_samples, "n_test": args.n_test,
+        "image_size": run_cfg["image_size"], "encoder": run_cfg["encoder"], "quick": bool(args.quick),
+        "batch_size": run_cfg["batch_size"], "lr": run_cfg["lr"], "head_lr": run_cfg["head_lr"],
+        "generator": {k: run_cfg[k] for k in GENERATOR_FIELDS}, "overrides": overrides,
+        "light_fit": fit is not None,
+        "seconds": round(elapsed, 1), "cpu_seconds": round(cpu, 1), "load_average_at_start": round(load, 2),
         "load_average_at_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
     }
     io.write_json(out / "details.json", {"settings": settings, "rows": details})
     io.save_figure(embedding_figure(panels, n_cols=3), out / "fig2_embedding_pca.png", dpi=80)
-    io.save_figure(saliency_figure(sal_rows, "Gradient saliency (Simonyan et al.), seed 0"), out / "fig3_saliency.png", dpi=80)
+    io.save_figure(saliency_figure(sal_rows, f"Gradient saliency (Simonyan et al.), seed {first}"), out / "fig3_saliency.png", dpi=80)
     io.write_text(out / "report.md", report_markdown(rows, details, settings))
     log(f"Table 1 reproduced in {elapsed / 60:.1f} min -> {out / 'report.md'}")
     return out
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its threads (the load-independent measure)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def report_markdown(rows, details, settings) -> str:
@@ -139,10 +202,12 @@ def report_markdown(rows, details, settings) -> str:
         "",
         f"Settings: {s['seeds']} seed(s), {s['epochs']} epochs per stage, {s['n_samples']} training-distribution "
         f"samples (85 % train / 15 % validation), {s['n_test']} test samples per distribution, "
-        f"{s['image_size']}x{s['image_size']} images, batch {s['batch_size']}, Adam lr {s['lr']} "
+        f"{s['image_size']}x{s['image_size']} images, {s['encoder']} LeNet-5, batch {s['batch_size']}, Adam lr {s['lr']} "
         f"(head on the frozen contrastive encoder: {s['head_lr']})"
         + (" (--quick)" if s["quick"] else "") + ".",
-        f"Wall time {s['seconds'] / 60:.1f} min on {s['cpus']} CPU(s) (load average {s['load_average_at_start']} at "
+        f"Generator: {', '.join(f'{k} {v}' for k, v in s['generator'].items())}. Seeds {s['first_seed']}.."
+        f"{s['first_seed'] + s['seeds'] - 1}.",
+        f"Wall time {s['seconds'] / 60:.1f} min, CPU time {s['cpu_seconds'] / 60:.1f} min, on {s['cpus']} CPU(s) (load average {s['load_average_at_start']} at "
         f"start, {s['load_average_at_end']} at end). Malignant is the positive class; mean (sd) over seeds.",
         "",
         "| S | train | test | loss | acc | se | sp | paper acc | paper se | paper sp |",
@@ -158,11 +223,11 @@ def report_markdown(rows, details, settings) -> str:
     lines += [
         "",
         "Fig. 2: PCA of the encoder's last layer (fitted on the training set), training set dark, test sets light, "
-        "malignant red x, benign blue o, 2-sd ellipses (seed 0).",
+        "malignant red x, benign blue o, 2-sd ellipses (first seed).",
         "",
         "![PCA of embeddings](fig2_embedding_pca.png)",
         "",
-        "Fig. 3: gradient saliency maps for training and test examples (seed 0).",
+        "Fig. 3: gradient saliency maps for training and test examples (first seed).",
         "",
         "![Saliency](fig3_saliency.png)",
         "",

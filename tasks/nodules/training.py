@@ -71,8 +71,12 @@ def run_training(cfg: NodulesConfig, out, *, resume=False, overwrite=False, stra
     return train_model(cfg, out, resume=resume, overwrite=overwrite, strategy=strategy, verbose=verbose)[0]
 
 
-def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strategy="auto", verbose="auto"):
-    """:func:`run_training`, returning ``(run directory, the selected classifier)``."""
+def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strategy="auto", verbose="auto", fit=None):
+    """:func:`run_training`, returning ``(run directory, the selected classifier)``.
+
+    ``fit``: the function that trains each stage, with :func:`training.fit.fit_model`'s
+    signature (the default); :func:`training_fit_light` skips the per-epoch files.
+    """
     import keras
 
     import keras_losses
@@ -80,10 +84,11 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
     from data.nodules import make_dataset
     from tasks.common import seed_everything
     from training import io
-    from training.fit import fit_model
+    from training.fit import fit_model as default_fit
     from training.rundir import COMPLETE_MARKER, RunDir
     from training.strategy import make_strategy
 
+    fit_model = fit or default_fit
     conf = dataclasses.asdict(cfg)
     seed_everything(cfg.seed)
     run = RunDir(out, resume=resume, overwrite=overwrite)
@@ -98,7 +103,7 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
     with make_strategy(strategy).scope():
         if cfg.loss == "ce":
             log(f"(a) LeNet-5 f+g with cross-entropy on {dist}: {len(x_tr)} train, {len(x_va)} val, {cfg.epochs} epochs")
-            model = _compile_classifier(build_classifier(input_shape=shape), cfg.lr)
+            model = _compile_classifier(build_classifier(input_shape=shape, variant=cfg.encoder), cfg.lr)
             fit_model(model, train_ds, val_ds, run_dir=run, epochs=cfg.epochs, tensorboard=tb, verbose=verbose)
         else:
             # RunDir clears the COMPLETED marker of the folder it opens: look first.
@@ -110,7 +115,7 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
             else:
                 log(f"(b) siamese LeNet-5 f with the contrastive loss (margin {cfg.margin}) on {dist}, {cfg.epochs} epochs")
                 siamese.write_config({"task": "nodules", "stage": "siamese encoder", **conf})
-                encoder = build_encoder(shape, embedding_dim=cfg.embedding_dim)
+                encoder = build_encoder(shape, variant=cfg.encoder, embedding_dim=cfg.embedding_dim)
                 encoder.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=keras_losses.ContrastiveLoss(cfg.margin))
                 fit_model(encoder, train_ds, val_ds, run_dir=siamese, epochs=cfg.epochs, tensorboard=tb, verbose=verbose)
                 siamese.mark_complete(stage="siamese encoder")
@@ -148,6 +153,40 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
     run.mark_complete(seconds=round(time.time() - start, 1), val_acc=val["acc"], select=cfg.select)
     log(f"done in {time.time() - start:.0f} s; validation accuracy {val['acc']:.3f} ({cfg.select}.keras) -> {run.path}")
     return run.path, model
+
+
+def training_fit_light(model, train_data, validation_data, *, run_dir, epochs, verbose="auto", **_):
+    """``model.fit`` keeping the epoch of lowest validation loss in memory, and writing
+    ``best.keras`` and ``last.keras`` once at the end: the same models as
+    :func:`training.fit.fit_model` (same data, seeds and selection) without its per-epoch
+    checkpoints, backups and history, which cost most of a LeNet-5 epoch on the CPU. A run
+    trained with it cannot ``--resume`` in the middle of a stage."""
+    import math
+
+    import keras
+
+    from training import io
+
+    class KeepBest(keras.callbacks.Callback):
+        best, weights = math.inf, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = float((logs or {}).get("val_loss", math.nan))
+            if math.isfinite(value) and value < self.best:
+                self.best, self.weights = value, self.model.get_weights()
+
+    keep = KeepBest()
+    history = model.fit(
+        train_data, validation_data=validation_data, epochs=epochs, callbacks=[keep], verbose=verbose, shuffle=False
+    )
+    if keep.weights is None:
+        raise RuntimeError(f"{run_dir}: no epoch had a finite validation loss; nothing to save")
+    io.save_model(model, run_dir / "last.keras")
+    last = model.get_weights()
+    model.set_weights(keep.weights)
+    io.save_model(model, run_dir / "best.keras")
+    model.set_weights(last)
+    return history
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, task: str) -> None:

@@ -131,7 +131,7 @@ def test_bspline_basis_is_a_partition_of_unity():
 
 
 def test_tf_data_pipeline_is_batched_and_repeatable():
-    x, _, y = generate_nodules(10, 150, 150, seed=0)
+    x, _, y = generate_nodules(10, 150, 150, seed=0, spec=NoduleSpec(size=32))
     ds = make_dataset(x, y, batch_size=4, shuffle=True, seed=1)
     batches = list(ds.as_numpy_iterator())
     assert [b[0].shape for b in batches] == [(4, 32, 32, 1), (4, 32, 32, 1), (2, 32, 32, 1)]

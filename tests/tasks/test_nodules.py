@@ -1,5 +1,7 @@
 """The nodules task end to end: train.py, evaluate.py and reproduce.py on tiny settings."""
 
+import argparse
+import dataclasses
 import json
 
 import keras
@@ -10,7 +12,10 @@ import evaluate
 import keras_losses  # noqa: F401  (what a user imports before load_model)
 import reproduce
 import train
-from tasks.nodules.config import NodulesConfig
+from data.nodules import NoduleSpec
+from tasks.nodules.config import NodulesConfig, nodule_spec
+from tasks.nodules.reproduction import run_overrides
+from tasks.nodules.training import train_model, training_fit_light
 
 # Baltatzis et al. 2021, Table 1 as printed: (scenario, D_tr, D_te, loss, (Acc, SE, SP)) in the table's
 # order. The reproduction's "paper" column must carry these numbers, whatever
@@ -83,6 +88,47 @@ def test_ce_run_refuses_to_clobber_and_evaluates_without_figures(tmp_path):
     rc = evaluate.main(["--task", "nodules", "--model", str(out / "best.keras"), "--n-test", "6", "--no-figures"])
     assert rc == 0 and (out / "evaluation" / "metrics.json").exists()
     assert not (out / "evaluation" / "saliency.png").exists()
+
+
+def test_paper_settings_are_the_defaults():
+    cfg = NodulesConfig()
+    # Baltatzis et al. 2021, Sec. 3: Adam 1e-4, 100 epochs, batch 32, margin 1, for every network.
+    assert (cfg.lr, cfg.head_lr, cfg.epochs, cfg.batch_size, cfg.margin) == (1e-4, 1e-4, 100, 32, 1.0)
+    assert cfg.encoder == "classic" and cfg.noise_on == "foreground"
+    with pytest.raises(ValueError, match="--encoder"):
+        NodulesConfig(encoder="lenet4")
+    with pytest.raises(ValueError, match="--noise-on"):
+        NodulesConfig(noise_on="background")
+    with pytest.raises(ValueError, match="--scale"):
+        NodulesConfig(scale=1.5)
+
+
+def test_generator_settings_reach_the_generator():
+    spec = nodule_spec(dataclasses.asdict(NodulesConfig(image_size=32, noise_on="image", spikes=7, spike_height=0.3)))
+    assert (spec.size, spec.noise_on, spec.spikes, spec.spike_height) == (32, "image", 7, 0.3)
+    # A run saved before these settings existed is regenerated with the generator it was made with.
+    assert nodule_spec({"image_size": 64, "noise_sd": 8.0}) == NoduleSpec()
+
+
+def test_reproduce_overrides_are_typed_and_checked():
+    args = argparse.Namespace(set=["noise_on=image", "spikes=7", "scale=0.2"], image_size=32, encoder="modern")
+    assert run_overrides(args) == {"noise_on": "image", "spikes": 7, "scale": 0.2, "image_size": 32, "encoder": "modern"}
+    with pytest.raises(ValueError, match="--set 'seed=3'"):
+        run_overrides(argparse.Namespace(set=["seed=3"], image_size=None, encoder=None))
+    with pytest.raises(ValueError, match="spikes expects a int"):
+        run_overrides(argparse.Namespace(set=["spikes=many"], image_size=None, encoder=None))
+
+
+def test_light_fit_trains_the_same_model(tmp_path):
+    # training_fit_light keeps the best epoch in memory instead of checkpointing every epoch:
+    # same data, seeds and selection, so the same classifier.
+    cfg = NodulesConfig(loss="ce", n_samples=24, epochs=3, image_size=32, batch_size=8, encoder="modern")
+    full = train_model(cfg, tmp_path / "full", verbose=0)[1]
+    light = train_model(cfg, tmp_path / "light", verbose=0, fit=training_fit_light)[1]
+    x = np.random.default_rng(4).uniform(90, 200, (3, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(light.predict(x, verbose=0), full.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    assert type(light.get_layer("encoder").get_layer("pool1")).__name__ == "MaxPooling2D"  # --encoder modern
+    assert (tmp_path / "light" / "COMPLETED").exists() and (tmp_path / "light" / "last.keras").exists()
 
 
 @pytest.mark.slow
