@@ -1,4 +1,4 @@
-"""Balanced accuracy and ODIN OOD detection of saved isic runs."""
+"""Test-split balanced accuracy and ODIN OOD detection of saved isic runs."""
 
 from __future__ import annotations
 
@@ -12,11 +12,31 @@ from tasks.isic.training import list_records, load, predict_probs, resolve_data_
 from training.config import add_arguments, from_args
 
 
+def _records_by_id(records, ids, data_dir, what):
+    from data.validate import DataError
+
+    by_id = {r.image_id: r for r in records}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise DataError(
+            f"{data_dir}: the run's {what} split names images that are not there: {missing[:5]}"
+        )
+    return [by_id[i] for i in ids]
+
+
 def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
-    """Validation images and every OOD set, from a run's config and split."""
+    """Validation and test images of a run's split, and every OOD set.
+
+    Validation (model selection, ODIN tuning and threshold) and test (every reported number)
+    come from ``split.json``. B-Box, B-Box-70 and Derm-Skin are cut from ORIGINAL images of the
+    in-distribution classes that are neither trained on nor test images (the validation split
+    and, with ``--max-per-class``, the images left out), in a seeded order.
+    """
     import numpy as np
 
     from data import ood_sets
+    from data.dermoscopy import list_dermoscopy
+    from data.validate import DataError
     from training import io
     from training.rundir import load_run_config
 
@@ -26,120 +46,162 @@ def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
     data_dir = resolve_data_dir(conf)
     inside, held = list_records(conf, data_dir)
     split = io.read_json(Path(run_dir) / "split.json")
-    by_id = {r.image_id: r for r in inside}
-    missing = [i for i in split["val"] if i not in by_id]
-    if missing:
-        from data.msd import DataError
-
+    if "test" not in split:
         raise DataError(
-            f"{data_dir}: the run's validation split names images that are not there: {missing[:5]}"
+            f"{Path(run_dir) / 'split.json'} has no test split (a run trained before the "
+            "train/validation/test split); train it again"
         )
-    val = [by_id[i] for i in split["val"]]
     classes = list(conf["classes"])
-    images, masks = load(val, conf)
-    labels = np.array([classes.index(r.label) for r in val])
-    size, sog = conf["image_size"], conf["sog_power"] or None
+    val = _records_by_id(inside, split["val"], data_dir, "validation")
+    test = _records_by_id(inside, split["test"], data_dir, "test")
+    val_images, _ = load(val, conf)
+    test_images, _ = load(test, conf)
+    size, crop, sog = conf["image_size"], conf["crop_fraction"], conf["sog_power"] or None
     n, seed = ecfg.max_ood, conf.get("seed", 0)
-    sets = {}
+    rng = np.random.default_rng(seed)
+    used = set(split["train"]) | set(split["test"])
+    every, _ = list_dermoscopy(data_dir, conf.get("layout", "auto"))
+    pool = [r for r in every if r.label in classes and r.image_id not in used]
+    pool = [pool[i] for i in rng.permutation(len(pool))]
+    sets, notes = {}, {}
     for name in ecfg.ood_sets:
-        if name == "b-box":
-            sets[name] = ood_sets.bbox_images(images, masks)[:n]
-        elif name == "b-box-70":
-            sets[name] = ood_sets.bbox70_images(images, masks)[:n]
+        log(f"building OOD set '{name}'")
+        if name in ("b-box", "b-box-70", "b-box-70-image"):
+            kind = {"b-box": "lesion", "b-box-70": "lesion-70", "b-box-70-image": "image-70"}[name]
+            sets[name] = ood_sets.bbox_images(pool, size, crop, sog, kind=kind, limit=n)
         elif name == "derm-skin":
-            sets[name] = ood_sets.derm_skin_images(images, masks, seed=seed)[:n]
+            sets[name] = ood_sets.derm_skin_images(pool, size, crop, sog, seed=seed, limit=n)
         elif name == "natural":
-            sets[name] = ood_sets.natural_images(min(n, max(len(images), 50)), size, seed, sog)
+            sets[name] = ood_sets.natural_images(n, size, crop, sog, seed)
         elif name == "histology":
-            sets[name] = ood_sets.histology_images(min(n, max(len(images), 50)), size, seed, sog)
+            sets[name] = ood_sets.histology_images(n, size, crop, sog, seed)
         elif name == "new-class":
-            rng = np.random.default_rng(seed)
             pick = [held[i] for i in sorted(rng.permutation(len(held))[:n])]
             sets[name] = load(pick, conf)[0] if pick else np.zeros((0, size, size, 3), np.uint8)
-            sets["new-class-labels"] = sorted({r.label for r in pick})
+            notes[name] = sorted({r.label for r in pick})
         else:
             raise ValueError(
                 f"--ood-sets: unknown set {name!r}; expected some of {', '.join(OOD_SETS)}"
             )
     if ecfg.ood_folder:
-        sets["folder"] = ood_sets.folder_images(
-            ecfg.ood_folder, size, conf["crop_fraction"], sog, limit=n
-        )
+        sets["folder"] = ood_sets.folder_images(ecfg.ood_folder, size, crop, sog, limit=n)
+    empty = [k for k, x in sets.items() if len(x) == 0]
+    if empty:
+        log(f"OOD sets with no image (left out): {', '.join(empty)}")
     return {
         "conf": conf,
-        "images": images,
-        "masks": masks,
-        "labels": labels,
+        "val": (val_images, np.array([classes.index(r.label) for r in val])),
+        "test": (test_images, np.array([classes.index(r.label) for r in test])),
         "classes": classes,
-        "sets": sets,
+        "sets": {k: x for k, x in sets.items() if len(x)},
+        "notes": notes,
+        "pool_size": len(pool),
     }
 
 
-def evaluate_model(model, data: dict, ecfg: EvalConfig) -> dict:
-    """Classification metrics and OOD metrics (max-softmax baseline and tuned ODIN)."""
+def _classification(model, images, labels, classes, bs) -> dict:
+    import numpy as np
+
+    from evaluation.ood import balanced_accuracy, per_class_sensitivity
+
+    pred = np.argmax(predict_probs(model, images, bs), axis=1)
+    confusion = np.zeros((len(classes), len(classes)), int)
+    np.add.at(confusion, (labels, pred), 1)
+    sens = per_class_sensitivity(labels, pred, len(classes))
+    return {
+        "balanced_accuracy": 100 * balanced_accuracy(labels, pred),
+        "accuracy": 100 * float(np.mean(pred == labels)),
+        "sensitivity": {c: 100 * s for c, s in zip(classes, sens, strict=True)},
+        "confusion": confusion.tolist(),
+        "n": int(len(labels)),
+    }
+
+
+def _estimator_kendall_tau(model, images, labels, num_classes, bs):
+    """Kendall tau between the loss estimate and the true unweighted CE (None for vanilla)."""
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    if model.output_shape[-1] != num_classes + 1:
+        return None
+    out = model.predict(np.asarray(images, np.float32), batch_size=bs, verbose=0)
+    p = np.clip(out[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return float(kendalltau(out[:, -1], -np.log(p)).statistic)
+
+
+def evaluate_model(model, data: dict, ecfg: EvalConfig) -> tuple[dict, dict]:
+    """Test-split classification and OOD metrics (max-softmax baseline and tuned ODIN).
+
+    ODIN's T and eps are tuned on ``ecfg.odin_tune_set`` against the VALIDATION images (paper
+    Sec. 4.2: "The hyperparameters T and eta were fine tuned for both the models using the NCT
+    dataset"); its threshold is the 95 % TPR score on validation. Every metric is then measured
+    with the TEST images as the in-distribution set; the tuning set's own row is marked
+    ``held_out: false``.
+    """
     import numpy as np
 
     from architectures.vgg import logits_model
     from evaluation.odin import odin_scores, tune_odin
-    from evaluation.ood import balanced_accuracy, ood_metrics, per_class_sensitivity
+    from evaluation.ood import ood_metrics
 
-    classes, images, labels = data["classes"], data["images"], data["labels"]
-    bs = ecfg.eval_batch_size
-    probs = predict_probs(model, images, bs)
-    pred = np.argmax(probs, axis=1)
-    confusion = np.zeros((len(classes), len(classes)), int)
-    np.add.at(confusion, (labels, pred), 1)
-    result = {
-        "balanced_accuracy": 100 * balanced_accuracy(labels, pred, len(classes)),
-        "accuracy": 100 * float(np.mean(pred == labels)),
-        "sensitivity": dict(
-            zip(
-                classes,
-                [100 * s for s in per_class_sensitivity(labels, pred, len(classes))],
-                strict=True,
-            )
-        ),
-        "confusion": confusion.tolist(),
-        "n_val": len(labels),
-    }
-    log(f"balanced accuracy {result['balanced_accuracy']:.2f} % on {len(labels)} validation images")
-    sets = {k: v for k, v in data["sets"].items() if not k.endswith("-labels") and len(v)}
-    lm = logits_model(model)
-    msp_in = odin_scores(lm, images, 1.0, 0.0, batch_size=bs)
-    result["msp"] = {
-        name: ood_metrics(msp_in, odin_scores(lm, x, 1.0, 0.0, batch_size=bs))
-        for name, x in sets.items()
-    }
+    classes, bs = data["classes"], ecfg.eval_batch_size
+    (x_val, y_val), (x_test, y_test) = data["val"], data["test"]
+    result = _classification(model, x_test, y_test, classes, bs)
+    result["val_balanced_accuracy"] = _classification(model, x_val, y_val, classes, bs)[
+        "balanced_accuracy"
+    ]
+    tau = _estimator_kendall_tau(model, x_test, y_test, len(classes), bs)
+    if tau is not None:
+        result["estimator_kendall_tau"] = tau
+    log(
+        f"test balanced accuracy {result['balanced_accuracy']:.2f} % on {len(y_test)} images "
+        f"(validation {result['val_balanced_accuracy']:.2f} %)"
+    )
+    sets = data["sets"]
     if ecfg.odin_tune_set not in sets:
         raise ValueError(
             f"--odin-tune-set {ecfg.odin_tune_set!r} is not among the built OOD sets ({', '.join(sets)})"
         )
-    log(f"tuning ODIN on '{ecfg.odin_tune_set}'")
+    lm = logits_model(model)
+    msp_in = odin_scores(lm, x_test, 1.0, 0.0, batch_size=bs)
+    result["msp"] = {
+        name: ood_metrics(msp_in, odin_scores(lm, x, 1.0, 0.0, batch_size=bs))
+        for name, x in sets.items()
+    }
+    log(f"tuning ODIN on '{ecfg.odin_tune_set}' against the validation images")
     t, e, table = tune_odin(
-        lm, images, sets[ecfg.odin_tune_set], ecfg.temperatures, ecfg.epsilons, batch_size=bs
+        lm,
+        x_val,
+        sets[ecfg.odin_tune_set],
+        ecfg.temperatures,
+        ecfg.epsilons,
+        batch_size=bs,
+        verbose=False,
     )
     log(f"ODIN: T={t:g}, eps={e:g}")
-    odin_in = odin_scores(lm, images, t, e, batch_size=bs)
-    scores = {"in": odin_in}
+    odin_val = odin_scores(lm, x_val, t, e, batch_size=bs)
+    odin_in = odin_scores(lm, x_test, t, e, batch_size=bs)
+    scores = {"in (test)": odin_in}
     result["odin"] = {
         "temperature": t,
         "epsilon": e,
-        # Score at 95 % TPR on the validation (in-distribution) images: predict.py flags an
-        # image out-of-distribution below it.
-        "threshold": float(np.percentile(odin_in, 5)),
+        # Score at 95 % TPR on the validation images: predict.py flags an image
+        # out-of-distribution below it.
+        "threshold": float(np.percentile(odin_val, 5)),
         "tuned_on": ecfg.odin_tune_set,
         "grid": table,
         "sets": {},
     }
     for name, x in sets.items():
         scores[name] = odin_scores(lm, x, t, e, batch_size=bs)
-        result["odin"]["sets"][name] = ood_metrics(odin_in, scores[name])
-        m = result["odin"]["sets"][name]
+        m = ood_metrics(odin_in, scores[name])
+        m["held_out"] = name != ecfg.odin_tune_set
+        result["odin"]["sets"][name] = m
         log(
-            f"  {name:10s} n={m['n_out']:4d}  FPR@95TPR {m['fpr_at_95_tpr']:6.2f}  AUROC {m['auroc']:6.2f}"
+            f"  {name:15s} n={m['n_out']:4d}  FPR@95TPR {m['fpr_at_95_tpr']:6.2f}  AUROC {m['auroc']:6.2f}"
+            + ("" if m["held_out"] else "  (tuning set)")
         )
-    if "new-class-labels" in data["sets"]:
-        result["new_class_labels"] = data["sets"]["new-class-labels"]
+    result["notes"] = data["notes"]
     return result, scores
 
 

@@ -31,49 +31,61 @@ def plot_scores(scores_by_model: dict, path) -> None:
     io.save_figure(fig, path)
 
 
-def plot_summary(results: dict, paper: dict, path) -> None:
-    """Fig. 3-style per-class sensitivity + balanced accuracy, and Table 1-style AUROC bars."""
+def plot_summary(summary: dict, path) -> None:
+    """Fig. 3-style sensitivity + balanced accuracy, Table 1-style ODIN AUROC: mean ± sd over
+    seeds (error bars), the paper's values as stars; the ODIN tuning set is marked †."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from tasks.isic import paper
     from training import io
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.8))
-    classes = list(results["vanilla"]["sensitivity"])
+    models = summary["aggregate"]["models"]
+    tuned = summary["odin_tune_set"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.0))
+    classes = list(models["vanilla"]["sensitivity"])
     x = np.arange(len(classes) + 1)
-    for k, (key, label) in enumerate(
-        (("vanilla", "vanilla (ours)"), ("proposed", "loss estimator (ours)"))
-    ):
-        r = results[key]
-        vals = [r["sensitivity"][c] for c in classes] + [r["balanced_accuracy"]]
-        a1.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=label)
+    for k, (key, label) in enumerate((("vanilla", "vanilla"), ("proposed", "loss estimator"))):
+        m = models[key]
+        stats = [m["sensitivity"][c] for c in classes] + [m["balanced_accuracy"]]
+        a1.bar(
+            x + (k - 0.5) * 0.38,
+            [s["mean"] for s in stats],
+            0.38,
+            yerr=[s["sd"] for s in stats],
+            capsize=3,
+            label=f"{label} (ours, n={len(summary['seeds'])} seeds)",
+        )
     a1.scatter(
         [x[-1] - 0.19, x[-1] + 0.19],
-        [paper["balanced_accuracy"]["vanilla"], paper["balanced_accuracy"]["proposed"]],
+        paper.BALANCED_ACCURACY,
         marker="*",
         s=120,
         c="k",
-        label="paper",
+        label="paper (8 classes)",
         zorder=3,
     )
     a1.set_xticks(x, [*classes, "bal. acc."])
-    a1.set_ylabel("%")
+    a1.set_ylabel("% on the test split")
     a1.set_title("Sensitivity per class and balanced accuracy (cf. Fig. 3)")
-    a1.legend(fontsize=8)
-    sets = list(results["vanilla"]["odin"]["sets"])
+    a1.legend(fontsize=7)
+    sets = list(models["vanilla"]["odin"])
     x = np.arange(len(sets))
     for k, key in enumerate(("vanilla", "proposed")):
+        stats = [models[key]["odin"][s]["auroc"] for s in sets]
         a2.bar(
             x + (k - 0.5) * 0.38,
-            [results[key]["odin"]["sets"][s]["auroc"] for s in sets],
+            [s["mean"] for s in stats],
             0.38,
+            yerr=[s["sd"] for s in stats],
+            capsize=3,
             label=f"{key} (ours)",
         )
     for i, s in enumerate(sets):
-        p = paper["auroc"].get(s)
+        p = paper.NEW_CLASS_AUROC if s == "new-class" else paper.TABLE1.get(s, {}).get("auroc")
         if p:
             a2.scatter(
                 [i - 0.19, i + 0.19],
@@ -84,9 +96,10 @@ def plot_summary(results: dict, paper: dict, path) -> None:
                 zorder=3,
                 label="paper" if i == 0 else None,
             )
-    a2.set_xticks(x, sets, rotation=20)
+    a2.axhline(50, color="grey", lw=0.8, ls=":")
+    a2.set_xticks(x, [f"{s} †" if s == tuned else s for s in sets], rotation=20)
     a2.set_ylim(0, 105)
-    a2.set_ylabel("AUROC %")
-    a2.set_title("ODIN OOD detection (cf. Table 1, Fig. 5)")
-    a2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
+    a2.set_ylabel("AUROC % (test vs set)")
+    a2.set_title(f"ODIN OOD detection (cf. Table 1, Fig. 5); † tuning set ({tuned})")
+    a2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3)
     io.save_figure(fig, path)

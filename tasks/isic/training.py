@@ -69,6 +69,19 @@ def check_data(cfg: IsicConfig) -> int:
 
 
 # ------------------------------------------------------------------------------------ model
+def weights_loaded(weights: str) -> str:
+    """What ``--weights`` resolves to on this machine: the file's path, or a sentence saying
+    the network starts from random weights (``imagenet`` without a cached file does)."""
+    from architectures.vgg import resolve_weights
+
+    path = resolve_weights(weights)
+    if path is not None:
+        return str(path)
+    if str(weights).lower() == "imagenet":
+        return "none: random initialization (ImageNet weights requested but not found in ~/.keras/models)"
+    return "none: random initialization"
+
+
 def build_model(cfg: IsicConfig, num_classes: int, class_weights, steps_per_epoch: int):
     import keras
 
@@ -85,6 +98,7 @@ def build_model(cfg: IsicConfig, num_classes: int, class_weights, steps_per_epoc
         width=cfg.width,
         dropout=cfg.dropout,
         l2=l2,
+        head=cfg.head,
     )
     schedule = keras.optimizers.schedules.ExponentialDecay(
         cfg.lr,
@@ -99,7 +113,11 @@ def build_model(cfg: IsicConfig, num_classes: int, class_weights, steps_per_epoc
     weights = class_weights if cfg.class_weighted_ce else None
     if estimator:
         loss = keras_losses.LossEstimatorLoss(
-            lambda_=cfg.lambda_rank, margin=cfg.margin, class_weights=weights
+            lambda_=cfg.lambda_rank,
+            margin=cfg.margin,
+            class_weights=weights,
+            rank_target=cfg.rank_target,
+            pair_reduction=cfg.pair_reduction,
         )
     elif weights is not None:
         loss = keras_losses.ClassWeightedCategoricalCrossentropy(weights)
@@ -151,10 +169,19 @@ def _balanced_accuracy_callback(images, labels, num_classes, batch_size):
 
 # ------------------------------------------------------------------------------------ training
 def run_training(cfg: IsicConfig, out, *, resume=False, overwrite=False, strategy="auto") -> Path:
-    """Train one model; returns its run directory (config.json, split.json, best.keras, ...)."""
+    """Train one model; returns its run directory (config.json, split.json, best.keras, ...).
+
+    ``split.json`` holds train / val / test image ids (grouped by lesion); only train and val are
+    read here: val chooses the checkpoint, test is left for the evaluation.
+    """
     import numpy as np
 
-    from data.dermoscopy import Augment, inverse_frequency_weights, lesion_split, make_dataset
+    from data.dermoscopy import (
+        Augment,
+        inverse_frequency_weights,
+        lesion_split_test,
+        make_dataset,
+    )
     from tasks.common import seed_everything
     from training import io
     from training.fit import fit_model
@@ -172,9 +199,18 @@ def run_training(cfg: IsicConfig, out, *, resume=False, overwrite=False, strateg
     if run.resuming and (run / "split.json").exists():
         split = io.read_json(run / "split.json")
     else:
-        tr, va = lesion_split(labels, [r.lesion_id for r in inside], cfg.val_fraction, cfg.seed)
-        split = {"train": [inside[i].image_id for i in tr], "val": [inside[i].image_id for i in va]}
-    run.write_config({"task": "isic", **conf, "data_dir_used": str(data_dir)})
+        parts = lesion_split_test(
+            labels, [r.lesion_id for r in inside], cfg.val_fraction, cfg.test_fraction, cfg.seed
+        )
+        split = {
+            key: [inside[i].image_id for i in idx]
+            for key, idx in zip(("train", "val", "test"), parts, strict=True)
+        }
+    loaded = weights_loaded(cfg.weights)
+    log(f"VGG-16 weights: {loaded}")
+    run.write_config(
+        {"task": "isic", **conf, "data_dir_used": str(data_dir), "weights_loaded": loaded}
+    )
     io.write_json(run / "split.json", split)
     by_id = {r.image_id: i for i, r in enumerate(inside)}
     tr = np.array([by_id[i] for i in split["train"]])
@@ -184,8 +220,8 @@ def run_training(cfg: IsicConfig, out, *, resume=False, overwrite=False, strateg
     y_tr, y_va = labels[tr], labels[va]
     counts = np.bincount(y_tr, minlength=len(classes))
     log(
-        f"{len(tr)} training / {len(va)} validation images; training counts "
-        + ", ".join(f"{c} {n}" for c, n in zip(classes, counts, strict=True))
+        f"{len(tr)} training / {len(va)} validation / {len(split.get('test', []))} test images; "
+        "training counts " + ", ".join(f"{c} {n}" for c, n in zip(classes, counts, strict=True))
     )
     class_weights = inverse_frequency_weights(y_tr, len(classes))
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(tr) / cfg.batch_size))

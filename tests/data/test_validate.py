@@ -489,15 +489,12 @@ def test_inside_accepts_subfolders_and_refuses_escapes(tmp_path):
 
 
 def test_ood_images_when_no_bundled_photograph_loads(monkeypatch):
-    """scikit-image without its data files: the natural OOD set says so instead of being empty."""
-    import skimage.data
-
+    """Packages without their data files: the natural OOD set says so instead of being empty."""
     from data import ood_sets
 
     def broken():
         raise OSError("no data")
 
-    for name in ood_sets.NATURAL:
-        monkeypatch.setattr(skimage.data, name, broken)
-    with pytest.raises(DataError, match="none of scikit-image's bundled images .* could be loaded"):
+    monkeypatch.setattr(ood_sets, "_photograph_loaders", lambda: [broken] * 17)
+    with pytest.raises(DataError, match="none of the natural photographs .* could be loaded: astronaut"):
         ood_sets.natural_images(2, 16)

@@ -4,7 +4,6 @@ the OOD image sets."""
 import numpy as np
 import pytest
 
-from data import ood_sets
 from evaluation import ood
 
 
@@ -150,50 +149,3 @@ def test_tune_odin_picks_the_grid_minimum():
     assert [r for r in table if r["temperature"] == t and r["epsilon"] == e][0][
         "fpr_at_95_tpr"
     ] == best
-
-
-# ---------------------------------------------------------------------------- OOD sets
-def _lesion_images(n=3, size=32):
-    images = np.full((n, size, size, 3), 180, np.uint8)
-    masks = np.zeros((n, size, size), bool)
-    masks[:, 10:20, 8:22] = True
-    masks[-1] = False  # one image without a lesion mask
-    return images, masks
-
-
-def test_bbox_sets():
-    images, masks = _lesion_images()
-    bb = ood_sets.bbox_images(images, masks)
-    assert bb.shape == (2, 32, 32, 3)
-    assert (bb[:, 10:20, 8:22] == 0).all() and bb[:, :10].min() == 180
-    bb70 = ood_sets.bbox70_images(images, masks, coverage=0.7)
-    hidden = (bb70[0, ..., 0] == 0) & masks[0]
-    frac = hidden.sum() / masks[0].sum()
-    assert 0.7 <= frac < 0.9
-
-
-def test_derm_skin_avoids_lesion():
-    images, masks = _lesion_images(2, 64)
-    images[masks] = 0  # lesion black, skin 180
-    out = ood_sets.derm_skin_images(
-        images, masks, crop_fraction=0.25, max_lesion_fraction=0.0, seed=0
-    )
-    assert len(out) == 2 and out.min() == 180
-
-
-def test_natural_histology_and_folder(tmp_path):
-    import cv2
-
-    nat = ood_sets.natural_images(4, 32, seed=0)
-    his = ood_sets.histology_images(3, 32, seed=0)
-    assert nat.shape == (4, 32, 32, 3) and his.shape == (3, 32, 32, 3) and nat.dtype == np.uint8
-    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((40, 50, 3), np.uint8))
-    (tmp_path / "notes.txt").write_text("not an image")
-    assert ood_sets.folder_images(tmp_path, 32).shape == (1, 32, 32, 3)
-    from data.msd import DataError
-
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no .jpg"):
-        ood_sets.folder_images(tmp_path / "empty", 32)
-    with pytest.raises(DataError, match="is not a folder"):
-        ood_sets.folder_images(tmp_path / "absent", 32)
