@@ -158,9 +158,15 @@ def assert_finished(out: Path) -> None:
         assert (out / name).stat().st_size > 2000, name
 
 
+# The kill right after the last backup (the case that lost the trajectory) runs by default;
+# the other two stages each cost a further train.py process and run with `-m slow`.
 @pytest.mark.parametrize(
     "stage, at",
-    [("batch", STEPS + 2), ("backup", EPOCHS), ("evaluation", 0)],
+    [
+        pytest.param("batch", STEPS + 2, marks=pytest.mark.slow),
+        ("backup", EPOCHS),
+        pytest.param("evaluation", 0, marks=pytest.mark.slow),
+    ],
     ids=["during-an-epoch", "after-the-last-backup", "during-evaluation"],
 )
 def test_killed_run_resumes_to_a_complete_run(tmp_path, patches, capsys, stage, at):
