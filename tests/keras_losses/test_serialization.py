@@ -38,8 +38,17 @@ CONSTRUCTED = [
     (kl.BinaryFocalLoss, dict(alpha=0.4, gamma=1.5, apply_class_balancing=True)),
     (kl.CombinedLoss, dict(losses=[kl.SquaredDiceLoss(), kl.BinaryFocalLoss()], weights=[1.0, 0.5])),
     (kl.ContrastiveLoss, dict(margin=2.0)),
-    (kl.MarginRankingLoss, dict(margin=0.5)),
-    (kl.LossEstimatorLoss, dict(lambda_=0.25, margin=0.5, class_weights=[1.0, 2.0])),
+    (kl.MarginRankingLoss, dict(margin=0.5, pair_reduction="sum")),
+    (
+        kl.LossEstimatorLoss,
+        dict(
+            lambda_=0.25,
+            margin=0.5,
+            class_weights=[1.0, 2.0],
+            rank_target="weighted-ce",
+            pair_reduction="sum",
+        ),
+    ),
     (kl.ClassWeightedCategoricalCrossentropy, dict(class_weights=[1.0, 2.0, 3.0])),
 ]
 NOT_STORED = {"self", "kwargs", "dtype"}  # dtype: the base class's, stored as a policy

@@ -11,6 +11,7 @@ import evaluate
 import reproduce
 import train
 from tasks.hippocampus import config as hip
+from training.errors import UsageError
 
 
 def write_msd(root, n_volumes=6, shape=(12, 14, 4), seed=0):
@@ -116,7 +117,8 @@ def test_train_refuses_an_existing_run_and_bad_flags(tmp_path):
     (out / "something").write_text("x")
     with pytest.raises(ValueError, match="already exists"):
         train.main(["--task", "hippocampus", "--data-dir", str(data), "--out", str(out), *TINY])
-    with pytest.raises(SystemExit):
+    # train.main raises the usage error; the command line turns it into one error: line, exit 2
+    with pytest.raises(UsageError, match="--loss: invalid choice: 'mse'"):
         train.main(["--task", "hippocampus", "--loss", "mse"])
     with pytest.raises(ValueError, match="divisible by 2\\*\\*depth"):
         hip.HippocampusConfig(size=20, depth=3)
