@@ -219,7 +219,7 @@ def plot_tumour_slice_metrics(summaries: Mapping[str, dict], out_png, title: str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.io import save_figure
+    from core.io import save_figure
 
     labels = list(summaries)
     metrics = ("precision", "recall", "dice")
@@ -246,7 +246,7 @@ def plot_tumour_free_dice(summaries: Mapping[str, dict], out_png, title: str = "
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.io import save_figure
+    from core.io import save_figure
 
     labels = list(summaries)
     values = [_pct(summaries[k]["tumour_free_slices"]["dice"]) for k in labels]
@@ -269,7 +269,7 @@ def plot_dice_vs_size(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.io import save_figure
+    from core.io import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     all_sizes = np.concatenate(
@@ -344,7 +344,7 @@ def plot_overlays(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from training.io import save_figure
+    from core.io import save_figure
 
     fig, axes = plt.subplots(
         1, max(1, len(panels)), figsize=(3.6 * max(1, len(panels)), 3.9), squeeze=False

@@ -1,4 +1,4 @@
-"""Test-wide settings: quiet TensorFlow, the location of the shared real data."""
+"""Test-wide settings: quiet TensorFlow, the location of the shared real data, small lung patches."""
 
 import os
 from pathlib import Path
@@ -36,3 +36,36 @@ def _assert_png_shows_something(path, min_side: int = 100) -> None:
 def assert_png():
     """``assert_png(path)``: the figure at ``path`` shows something (not only that it exists)."""
     return _assert_png_shows_something
+
+
+def write_patches(path: Path, n: int, size: int, seed: int) -> None:
+    """HDF5 patches as in msd_lung_patches: bright discs are tumours, every 5th slice has none."""
+    import h5py
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    images = rng.random((n, 1, size, size)).astype(np.float32) * 0.3
+    labels = np.zeros((n, 1, size, size))
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        if i % 5 == 4:
+            continue
+        r = int(rng.integers(2, 6))
+        cy, cx = rng.integers(r, size - r, 2)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        labels[i, 0][disc] = 1
+        images[i, 0][disc] += 0.6
+    with h5py.File(path, "w") as f:
+        f["images"] = np.clip(images, 0, 1)
+        f["labels"] = labels
+
+
+@pytest.fixture
+def patch_dir(tmp_path, monkeypatch) -> Path:
+    """A folder like ../shared/data/msd_lung_patches at 32x32, with its own preprocessing cache."""
+    monkeypatch.setenv("KERAS_LOSSES_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    write_patches(folder / "val_patches.h5", 40, 32, 0)  # 4 patients: train + validation
+    write_patches(folder / "test_patches.h5", 20, 32, 1)  # 2 other patients: test
+    return folder

@@ -18,8 +18,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
 import train
@@ -93,37 +91,8 @@ DRIVER = textwrap.dedent(
 )
 
 
-def write_patches(path: Path, n: int, size: int, seed: int) -> None:
-    """HDF5 patches as in msd_lung_patches: bright discs are tumours, every 5th slice has none."""
-    rng = np.random.default_rng(seed)
-    images = rng.random((n, 1, size, size)).astype(np.float32) * 0.3
-    labels = np.zeros((n, 1, size, size))
-    yy, xx = np.mgrid[:size, :size]
-    for i in range(n):
-        if i % 5 == 4:
-            continue
-        r = int(rng.integers(2, 6))
-        cy, cx = rng.integers(r, size - r, 2)
-        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-        labels[i, 0][disc] = 1
-        images[i, 0][disc] += 0.6
-    with h5py.File(path, "w") as f:
-        f["images"] = np.clip(images, 0, 1)
-        f["labels"] = labels
-
-
-@pytest.fixture
-def patches(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("KERAS_LOSSES_CACHE", str(tmp_path / "cache"))
-    folder = tmp_path / "patches"
-    folder.mkdir()
-    write_patches(folder / "val_patches.h5", 40, 32, 0)
-    write_patches(folder / "test_patches.h5", 20, 32, 1)
-    return folder
-
-
-def argv_of(patches: Path, out: Path, *extra) -> list[str]:
-    return ["--task", "lung", "--loss", "glf-det", "--data-dir", str(patches), "--out", str(out),
+def argv_of(patch_dir: Path, out: Path, *extra) -> list[str]:
+    return ["--task", "lung", "--loss", "glf-det", "--data-dir", str(patch_dir), "--out", str(out),
             *TINY, *extra]  # fmt: skip
 
 
@@ -169,13 +138,13 @@ def assert_finished(out: Path) -> None:
     ],
     ids=["during-an-epoch", "after-the-last-backup", "during-evaluation"],
 )
-def test_killed_run_resumes_to_a_complete_run(tmp_path, patches, capsys, stage, at):
+def test_killed_run_resumes_to_a_complete_run(tmp_path, patch_dir, capsys, stage, at):
     out = tmp_path / "run"
-    proc = run_until(tmp_path, stage, at, argv_of(patches, out))
+    proc = run_until(tmp_path, stage, at, argv_of(patch_dir, out))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert not (out / "COMPLETED").exists()
     before = trajectory(out) if (out / "glf_trajectory.csv").exists() else []
-    assert cli.run(train.main, argv_of(patches, out, "--resume")) == 0, capsys.readouterr().err
+    assert cli.run(train.main, argv_of(patch_dir, out, "--resume")) == 0, capsys.readouterr().err
     assert_finished(out)
     # what the killed run had logged for its finished epochs is kept as it was
     done = {"batch": 1, "backup": EPOCHS, "evaluation": EPOCHS}[stage]
@@ -183,23 +152,23 @@ def test_killed_run_resumes_to_a_complete_run(tmp_path, patches, capsys, stage, 
     assert trajectory(out)[: len(kept)] == kept and len(kept) == done * STEPS
 
 
-def test_resume_of_a_complete_run_keeps_every_log(tmp_path, patches):
+def test_resume_of_a_complete_run_keeps_every_log(tmp_path, patch_dir):
     out = tmp_path / "run"
-    assert cli.run(train.main, argv_of(patches, out)) == 0
+    assert cli.run(train.main, argv_of(patch_dir, out)) == 0
     rows = trajectory(out)
-    assert cli.run(train.main, argv_of(patches, out, "--resume")) == 0  # no epoch left
+    assert cli.run(train.main, argv_of(patch_dir, out, "--resume")) == 0  # no epoch left
     assert trajectory(out) == rows
     assert_finished(out)
     # --overwrite replaces the run: a file of the old run is gone, a new complete run is there
     (out / "notes.txt").write_text("old run")
-    assert cli.run(train.main, argv_of(patches, out, "--overwrite")) == 0
+    assert cli.run(train.main, argv_of(patch_dir, out, "--overwrite")) == 0
     assert not (out / "notes.txt").exists()
     assert_finished(out)
 
 
-def test_train_py_strategy_mirrored_on_two_cpus(tmp_path, patches):
+def test_train_py_strategy_mirrored_on_two_cpus(tmp_path, patch_dir):
     out = tmp_path / "run"
-    proc = run_until(tmp_path, "devices", 2, argv_of(patches, out, "--strategy", "mirrored"))
+    proc = run_until(tmp_path, "devices", 2, argv_of(patch_dir, out, "--strategy", "mirrored"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((out / "distribution.json").read_text())
     assert info["strategy"] == "MirroredStrategy" and info["num_replicas"] == 2
@@ -213,7 +182,7 @@ def test_train_py_strategy_mirrored_on_two_cpus(tmp_path, patches):
     assert all("glf_beta2" in line and "glf_precision" not in line for line in progress)
 
 
-def test_nan_loss_ends_in_one_line_and_exit_status_1(tmp_path, patches, capsys, monkeypatch):
+def test_nan_loss_ends_in_one_line_and_exit_status_1(tmp_path, patch_dir, capsys, monkeypatch):
     from training import fit
 
     original = fit.StopOnNonFinite.on_train_batch_end
@@ -225,7 +194,7 @@ def test_nan_loss_ends_in_one_line_and_exit_status_1(tmp_path, patches, capsys, 
 
     monkeypatch.setattr(fit.StopOnNonFinite, "on_train_batch_end", nan_at_second_batch)
     out = tmp_path / "run"
-    status = cli.run(train.main, argv_of(patches, out, "--strategy", "one-device"))
+    status = cli.run(train.main, argv_of(patch_dir, out, "--strategy", "one-device"))
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert status == cli.EXIT_DIVERGED and len(lines) == 1 and "Traceback" not in err, err

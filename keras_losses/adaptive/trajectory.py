@@ -32,11 +32,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
+
+from core.io import atomic_path
 
 COEFFICIENTS = ("alpha_p", "alpha_n", "beta2")
 STATISTICS = ("precision", "recall", "tp_fp", "tp_fn", "p_r_ratio")
@@ -188,11 +189,9 @@ def summarize_trajectory(rows: list[dict], band=(0.5, 2.0)) -> dict:
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    """``write(f)`` into a temporary file beside ``path``, renamed onto it when complete."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         write(f)
-    os.replace(tmp, path)
 
 
 class GLFTrajectoryRecorder(keras.callbacks.Callback):

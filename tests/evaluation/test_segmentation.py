@@ -114,7 +114,7 @@ def test_choose_overlay_slices():
 @pytest.fixture
 def figures(monkeypatch):
     """The matplotlib figures the plot functions save, by file stem (saved as usual too)."""
-    from training import io
+    from core import io
 
     saved, original = {}, io.save_figure
 
