@@ -51,7 +51,8 @@ DRIVER = textwrap.dedent(
 
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * at)
-    from training import fit, io
+    from core import io  # every figure is written through core.io.save_figure
+    from training import fit
 
     if stage == "batch":
         count = [0]

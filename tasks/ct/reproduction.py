@@ -262,7 +262,7 @@ def reproduce(args: argparse.Namespace) -> Path:
     started = time.perf_counter()
 
     def run(name, seed, **overrides) -> tuple[Path, CTConfig]:
-        ns = argparse.Namespace(**base, seed=seed, **overrides)
+        ns = argparse.Namespace(**{**base, "seed": seed, **overrides})  # a model's overrides win
         cfg = resolve_config(ns, task)
         path = out / "runs" / f"seed-{seed}" / name
         if (path / "COMPLETED").exists():
