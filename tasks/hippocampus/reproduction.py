@@ -225,6 +225,21 @@ def _ms(s, i=None, digits=3) -> str:
     return f"{m:.{digits}f} ± {sd:.{digits}f}"
 
 
+def _sweep_table(results: dict, names, sweep: str, title: str, headers, columns) -> list[str]:
+    """One markdown table of a sweep: a row per loss, mean ± sd over seeds at each column."""
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        "| loss | " + " | ".join(headers) + " |",
+        "|---|" + "---|" * len(headers),
+    ]
+    for name in names:
+        d = results["models"][name][sweep]["dice"]
+        lines.append(f"| {name} | " + " | ".join(_ms(d, i) for i in columns) + " |")
+    return lines
+
+
 def render_report(results: dict) -> str:
     s = results["settings"]
     names = list(results["models"])
@@ -270,46 +285,21 @@ def render_report(results: dict) -> str:
             f"| {name} | {_ms(m['clean_dice_foreground_slices'])} | {_ms(m['clean_dice_pooled'])} | "
             f"{_ms(m['clean_dice_attacked_slices'])} | {_ms(m['median_logit_in_mask'], digits=2)} |"
         )
-    vs = first["value_sweep"]
-    lines += [
-        "",
-        f"## Dice vs value, N = {vs['n_pixels']} (Figs. 2-3)",
-        "",
-        "| loss | " + " | ".join(f"v={v:g}" for v in vs["values"]) + " |",
-        "|---|" + "---|" * len(vs["values"]),
-    ]
-    for name in names:
-        d = results["models"][name]["value_sweep"]["dice"]
-        lines.append(
-            f"| {name} | " + " | ".join(_ms(d, i) for i in range(len(vs["values"]))) + " |"
-        )
-    cs = first["count_sweep"]
-    show = [i for i, k in enumerate(cs["n_pixels"]) if k % 10 == 0] or list(
-        range(len(cs["n_pixels"]))
-    )
-    lines += [
-        "",
-        f"## Dice vs pixels set to {cs['value']:g} (Fig. 5)",
-        "",
-        "| loss | " + " | ".join(f"N={cs['n_pixels'][i]}" for i in show) + " |",
-        "|---|" + "---|" * len(show),
-    ]
-    for name in names:
-        d = results["models"][name]["count_sweep"]["dice"]
-        lines.append(f"| {name} | " + " | ".join(_ms(d, i) for i in show) + " |")
-    rs = first["random_sweep"]
-    lines += [
-        "",
-        f"## Dice vs pixels set to random values in [0, 1], {rs['repetitions']} repetitions per seed (Fig. 6)",
-        "",
-        "| loss | " + " | ".join(f"N={k}" for k in rs["n_pixels"]) + " |",
-        "|---|" + "---|" * len(rs["n_pixels"]),
-    ]
-    for name in names:
-        d = results["models"][name]["random_sweep"]["dice"]
-        lines.append(
-            f"| {name} | " + " | ".join(_ms(d, i) for i in range(len(rs["n_pixels"]))) + " |"
-        )
+    vs, cs, rs = first["value_sweep"], first["count_sweep"], first["random_sweep"]
+    lines += _sweep_table(
+        results, names, "value_sweep", f"Dice vs value, N = {vs['n_pixels']} (Figs. 2-3)",
+        [f"v={v:g}" for v in vs["values"]], range(len(vs["values"])),
+    )  # fmt: skip
+    show = [i for i, k in enumerate(cs["n_pixels"]) if k % 10 == 0] or range(len(cs["n_pixels"]))
+    lines += _sweep_table(
+        results, names, "count_sweep", f"Dice vs pixels set to {cs['value']:g} (Fig. 5)",
+        [f"N={cs['n_pixels'][i]}" for i in show], show,
+    )  # fmt: skip
+    lines += _sweep_table(
+        results, names, "random_sweep",
+        f"Dice vs pixels set to random values in [0, 1], {rs['repetitions']} repetitions per seed (Fig. 6)",
+        [f"N={k}" for k in rs["n_pixels"]], range(len(rs["n_pixels"])),
+    )  # fmt: skip
     lines += [
         "",
         "## The paper's claims",
