@@ -86,10 +86,21 @@ def build_encoder(
     return keras.Model(inputs, x, name=name)
 
 
-def build_head(embedding_dim: int = 84, num_classes: int = 2, name: str = HEAD_NAME) -> keras.Model:
-    """Classifier g: embedding -> class probabilities (softmax)."""
+# Initial weights of the head g, a single softmax layer (the paper does not state them):
+# "glorot" is Keras's default (uniform, limit sqrt(6 / (fan_in + fan_out))); "zeros" starts g
+# at the uniform prediction, as logistic regression does (no symmetry to break in one layer).
+HEAD_INITS = {"glorot": "glorot_uniform", "zeros": "zeros"}
+
+
+def build_head(
+    embedding_dim: int = 84, num_classes: int = 2, name: str = HEAD_NAME, *, init: str = "glorot"
+) -> keras.Model:
+    """Classifier g: embedding -> class probabilities (softmax), its weights started by
+    ``init`` (a key of :data:`HEAD_INITS`; the bias always starts at 0)."""
+    if init not in HEAD_INITS:
+        raise ValueError(f"head init must be one of {', '.join(HEAD_INITS)}; received {init!r}")
     inputs = keras.Input((embedding_dim,), name="embedding_in")
-    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(inputs)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=HEAD_INITS[init], name="probs")(inputs)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -100,15 +111,17 @@ def build_classifier(
     variant: str = DEFAULT_VARIANT,
     num_classes: int = 2,
     train_encoder: bool = True,
+    head_init: str = "glorot",
     name: str = "lenet5",
 ) -> keras.Model:
     """g(f(x)): a model holding the encoder and the head as the nested models
     ``"encoder"`` and ``"head"``. ``train_encoder=False`` freezes f (training mode (c)).
-    Without ``encoder`` a new one of ``variant`` is built for ``input_shape``."""
+    Without ``encoder`` a new one of ``variant`` is built for ``input_shape``; ``head_init``
+    starts g (:func:`build_head`)."""
     if encoder is None:
         encoder = build_encoder(input_shape, variant=variant)
     encoder.trainable = train_encoder
-    head = build_head(encoder.output.shape[-1], num_classes)
+    head = build_head(encoder.output.shape[-1], num_classes, init=head_init)
     inputs = keras.Input(encoder.input.shape[1:], name="image")
     return keras.Model(inputs, head(encoder(inputs)), name=name)
 

@@ -13,6 +13,7 @@ from training.config import option
 LOSSES = ("ce", "contrastive")
 SELECTIONS = ("best", "last")
 ENCODERS = ("classic", "modern")  # architectures.lenet.ENCODER_VARIANTS
+HEAD_INITS = ("glorot", "zeros")  # architectures.lenet.HEAD_INITS
 NOISE_ON = ("foreground", "image")  # data.nodules.NOISE_ON
 # Generator settings a run's config carries (data.nodules.NoduleSpec fields); the paper gives
 # none of them (docs/nodules.md, deviation ledger).
@@ -35,6 +36,12 @@ class NodulesConfig:
         "Adam learning rate of the head g on the frozen contrastive encoder ("
         f"{PAPER}, Sec. 3: 'The networks are trained using the Adam optimizer (learning rate = 1e-4) "
         "for 100 epochs'; the modern ReLU encoder needed 1e-2, docs/nodules.md)",
+    )
+    head_init: str = option(
+        "glorot",
+        f"initial weights of the head g, in both models (not stated in {PAPER}): glorot (Keras's default) or "
+        "zeros (g starts at the uniform prediction; docs/nodules.md)",
+        choices=HEAD_INITS,
     )
     batch_size: int = option(paper.BATCH_SIZE, f"batch size; contrastive pairs are all pairs within a batch ({PAPER}: 32)")
     lr: float = option(paper.LEARNING_RATE, f"Adam learning rate ({PAPER}: 1e-4)")
@@ -75,6 +82,8 @@ class NodulesConfig:
         self.train_dist = list(parse_distribution(self.train_dist, "--train-dist"))
         if self.encoder not in ENCODERS:
             raise ValueError(f"--encoder must be one of {', '.join(ENCODERS)}; received {self.encoder!r}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"--head-init must be one of {', '.join(HEAD_INITS)}; received {self.head_init!r}")
         if self.noise_on not in NOISE_ON:
             raise ValueError(f"--noise-on must be one of {', '.join(NOISE_ON)}; received {self.noise_on!r}")
         if self.noise_sd < 0 or not 0 <= self.scale < 1 or not 0 <= self.anisotropy < 1 or self.spike_height < 0:

@@ -82,8 +82,8 @@ def _check_resumed(conf: dict, cfg: NodulesConfig, run_path: Path) -> None:
     """A finished run reused by --resume must have been trained with this reproduction's settings."""
     wanted = dataclasses.asdict(cfg)
     # Settings older runs lack had the value NoduleSpec / the encoder had then.
-    old = {"encoder": "modern", "noise_on": "foreground", "scale": 0.08, "anisotropy": 0.05, "spikes": 11, "spike_height": 0.6}
-    for key in ("image_size", "encoder", "head_lr", *GENERATOR_FIELDS):
+    old = {"encoder": "modern", "head_init": "glorot", "noise_on": "foreground", "scale": 0.08, "anisotropy": 0.05, "spikes": 11, "spike_height": 0.6}
+    for key in ("image_size", "encoder", "head_lr", "head_init", *GENERATOR_FIELDS):
         if conf.get(key, old.get(key)) != wanted[key]:
             raise ValueError(
                 f"--resume: {run_path} was trained with {key}={conf.get(key, old.get(key))!r}, this reproduction "

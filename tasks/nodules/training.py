@@ -103,7 +103,7 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
     with make_strategy(strategy).scope():
         if cfg.loss == "ce":
             log(f"(a) LeNet-5 f+g with cross-entropy on {dist}: {len(x_tr)} train, {len(x_va)} val, {cfg.epochs} epochs")
-            model = _compile_classifier(build_classifier(input_shape=shape, variant=cfg.encoder), cfg.lr)
+            model = _compile_classifier(build_classifier(input_shape=shape, variant=cfg.encoder, head_init=cfg.head_init), cfg.lr)
             fit_model(model, train_ds, val_ds, run_dir=run, epochs=cfg.epochs, tensorboard=tb, verbose=verbose)
         else:
             # RunDir clears the COMPLETED marker of the folder it opens: look first.
@@ -131,7 +131,7 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
                 head_run.mark_complete(stage="classifier head")
             else:
                 head_run.write_config({"task": "nodules", "stage": "classifier head", **conf})
-                head = _compile_classifier(build_head(encoder.output.shape[-1]), cfg.head_lr)
+                head = _compile_classifier(build_head(encoder.output.shape[-1], init=cfg.head_init), cfg.head_lr)
                 emb_tr = encoder.predict(x_tr[..., None], batch_size=256, verbose=0)
                 emb_va = encoder.predict(x_va[..., None], batch_size=256, verbose=0)
                 fit_model(

@@ -105,3 +105,19 @@ def test_encoder_of_rejects_other_models():
     other = keras.Model(inputs, keras.layers.Dense(2, name="out")(inputs))
     with pytest.raises(ValueError, match="'encoder'"):
         encoder_of(other)
+
+
+def test_head_init_zeros_starts_at_the_uniform_prediction():
+    from architectures.lenet import build_head
+
+    x = np.random.default_rng(1).uniform(-1, 1, (5, 84)).astype("float32")
+    zeros = build_head(init="zeros")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(zeros(x)), np.full((5, 2), 0.5, np.float32))
+    # Glorot (the default) draws the kernel uniformly within sqrt(6 / (fan_in + fan_out)).
+    kernel = keras.ops.convert_to_numpy(build_head().get_layer("probs").kernel)
+    assert 0 < np.abs(kernel).max() <= np.sqrt(6 / (84 + 2))
+    # The classifier passes the choice to its head.
+    head = build_classifier(build_encoder((32, 32, 1)), head_init="zeros").get_layer("head")
+    assert not keras.ops.convert_to_numpy(head.get_layer("probs").kernel).any()
+    with pytest.raises(ValueError, match="head init must be one of glorot, zeros; received 'he'"):
+        build_head(init="he")

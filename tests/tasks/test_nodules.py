@@ -101,6 +101,18 @@ def test_paper_settings_are_the_defaults():
         NodulesConfig(noise_on="background")
     with pytest.raises(ValueError, match="--scale"):
         NodulesConfig(scale=1.5)
+    with pytest.raises(ValueError, match="--head-init"):
+        NodulesConfig(head_init="he")
+
+
+def test_resume_refuses_a_run_with_another_head_init(tmp_path):
+    from tasks.nodules.reproduction import _check_resumed
+
+    old_run = dataclasses.asdict(NodulesConfig())
+    del old_run["head_init"]  # a run saved before head_init existed was started by Glorot
+    _check_resumed(old_run, NodulesConfig(head_init="glorot"), tmp_path)
+    with pytest.raises(ValueError, match="head_init='glorot'.*asks for 'zeros'"):
+        _check_resumed(old_run, NodulesConfig(head_init="zeros"), tmp_path)
 
 
 def test_generator_settings_reach_the_generator():
