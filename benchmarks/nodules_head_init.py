@@ -2,6 +2,7 @@
 
     python benchmarks/nodules_head_init.py --out reports/nodules-head-init
     python benchmarks/nodules_head_init.py --out reports/nodules-head-init --summary
+    python benchmarks/nodules_head_init.py --out reports/nodules-head-init --diagnose 2
 
 The head g is one softmax layer; the paper trains it with "the Adam optimizer (learning rate =
 10^-4) for 100 epochs and a batch size of 32 samples" and does not state its initial weights. On
@@ -17,7 +18,9 @@ Table 1) with ``head_init`` glorot and zeros, and scored by its accuracy on its 
 split (the in-distribution split that selects the epoch; no test distribution is looked at).
 "zeros" replaces "glorot" as the default only if its mean validation accuracy over the 15 runs
 is higher; a tie keeps glorot. Runs use the light fit (the same models as the default fit).
-Prints one line per run and the two means, with the CPU time.
+Prints one line per run and the two means, with the CPU time. ``--diagnose SEED`` trains only
+the scenario-2 contrastive model of SEED with both starts (a diagnostic of one seed, e.g. a
+reported one; it chooses nothing).
 """
 
 from __future__ import annotations
@@ -79,8 +82,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the runs and one JSON per run")
     parser.add_argument("--summary", action="store_true", help="only print the table of finished runs")
+    parser.add_argument("--diagnose", type=int, metavar="SEED", help="only the S2 contrastive model of SEED, both starts")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.diagnose is not None:
+        for init in INITS:
+            row = run_one(args.out / "diagnose", init, args.diagnose, 2, "contrastive", (180, 160))
+            print(f"{init} S2 contrastive seed {args.diagnose}: val acc {row['val_acc']:.3f} ({row['cpu_s']} CPU-s)")
+        return 0
     if not args.summary:
         for seed in SEEDS:
             for scenario, loss, dist in MODELS:
