@@ -3,6 +3,7 @@
     python reproduce.py glf-lung   [--quick] [--data-dir DIR] [--out DIR]   # Seo et al. 2021
     python reproduce.py glf-liver  [--quick] [--data-dir DIR]
     python reproduce.py nodules    [--quick] [--seeds N] --out DIR          # Baltatzis et al. 2021
+    python reproduce.py nodules-real --data-dir ../shared/data/lidc_nodules --out DIR  # the same on real nodules
     python reproduce.py lossest    [--quick] --data-dir ../shared/data/ham10000  # Narayanaswamy et al.
     python reproduce.py robustness [--quick] --data-dir .../Task04_Hippocampus   # Rajput 2021
 
@@ -25,6 +26,7 @@ DESCRIPTIONS = {
     "glf-lung": "Seo et al. 2021: D, E, T, G(D), G(E) on lung tumours (MSD Task06 or patches)",
     "glf-liver": "Seo et al. 2021: D, E, T, G(D), G(E) on liver tumours (LiTS)",
     "nodules": "Baltatzis et al. 2021: Table 1, CE vs contrastive under distribution shift",
+    "nodules-real": "beyond Baltatzis et al. 2021: CE vs contrastive under attribute shifts of real LIDC-IDRI nodules",
     "lossest": "Narayanaswamy et al. 2021: loss estimator vs vanilla, ODIN OOD detection",
     "robustness": "Rajput 2021: BCE/Dice/Focal combinations under gradient pixel attacks",
 }

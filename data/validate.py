@@ -1,7 +1,7 @@
 """The one validation layer of the data loaders and ``train.py --check-data``.
 
 Every loader (:mod:`data.msd`, :mod:`data.ct`, :mod:`data.patches`, :mod:`data.slices`,
-:mod:`data.hippocampus`, :mod:`data.dermoscopy`, :mod:`data.nodules`, ``inference``) checks
+:mod:`data.hippocampus`, :mod:`data.dermoscopy`, :mod:`data.nodules`, :mod:`data.lidc`, ``inference``) checks
 what it reads with these functions, so a training run and ``--check-data`` refuse the same
 inputs with the same message. Every ``check_*`` function returns a list of problems, one
 message per problem, each naming the file and saying what was expected and what was found; an
@@ -66,6 +66,14 @@ def check_array(
                 + (" ..." if len(unexpected) > 8 else "")
             )
     return problems
+
+
+def check_value(value, allowed, source, what: str) -> list[str]:
+    """A table cell (``what`` of ``source``, e.g. a CSV row) whose value is not one of ``allowed``."""
+    allowed = list(allowed)
+    if value not in allowed:
+        return [f"{source}: expected {what} in {{{', '.join(map(str, allowed))}}}; found {value!r}"]
+    return []
 
 
 def _fmt(v):

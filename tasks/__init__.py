@@ -27,6 +27,7 @@ REPRODUCTIONS = {
     "glf-lung": "tasks.ct",
     "glf-liver": "tasks.ct",
     "nodules": "tasks.nodules",
+    "nodules-real": "tasks.nodules.real_reproduction",
     "lossest": "tasks.isic",
     "robustness": "tasks.hippocampus",
 }

@@ -17,6 +17,7 @@ HEAD_INITS = ("glorot", "zeros")  # architectures.lenet.HEAD_INITS
 NOISE_ON = ("foreground", "image")  # data.nodules.NOISE_ON
 # Generator settings a run's config carries (data.nodules.NoduleSpec fields); the paper gives
 # none of them (docs/nodules.md, deviation ledger).
+REAL_SCENARIOS = ("control", "texture", "calcification")  # tasks.nodules.real.SCENARIOS
 GENERATOR_FIELDS = ("noise_sd", "noise_on", "scale", "anisotropy", "spikes", "spike_height")
 
 
@@ -71,6 +72,21 @@ class NodulesConfig:
     spike_height: float = option(
         0.6, f"spike height as a fraction of the malignant core radius (not stated in {PAPER}; our choice)"
     )
+    data_dir: Optional[str] = option(  # noqa: UP045
+        None,
+        "folder of real nodule volumes (image/ and nodule_mask/ NIfTI pairs and nodules.csv, e.g. "
+        "../shared/data/lidc_nodules; tasks/nodules/real.py); default: the synthetic nodules",
+    )
+    scenario: str = option(
+        "control",
+        "real nodules: which nodules train and test (control, texture, calcification; docs/nodules.md, Real nodules)",
+        choices=REAL_SCENARIOS,
+    )
+    pixel_spacing: float = option(0.4, "real nodules: crop pixel spacing in mm (our choice, data/lidc.py::CropSpec)")
+    hu_min: float = option(-1000.0, "real nodules: HU mapped to 0 (window low end; our choice)")
+    hu_max: float = option(400.0, "real nodules: HU mapped to 255 (window high end; our choice)")
+    test_fraction: float = option(0.35, "real nodules: fraction of the patients held out for testing (our choice)")
+    cache_dir: Optional[str] = option(None, "real nodules: folder of the crop cache (default: the user cache folder)")  # noqa: UP045
     select: str = option("best", "model used for evaluation: best (lowest validation loss) or last epoch", choices=SELECTIONS)
     seed: int = option(0, "seed of the training data, the split, shuffling and initialisation")
 
@@ -103,6 +119,18 @@ class NodulesConfig:
                 f"--n-samples {self.n_samples} with --val-fraction {self.val_fraction} leaves fewer "
                 "than 2 validation samples; use more samples"
             )
+        if self.scenario not in REAL_SCENARIOS:
+            raise ValueError(f"--scenario must be one of {', '.join(REAL_SCENARIOS)}; received {self.scenario!r}")
+        if self.data_dir is not None:
+            from pathlib import Path
+
+            if not Path(self.data_dir).is_dir():
+                raise ValueError(f"--data-dir {self.data_dir}: no such folder")
+            if self.pixel_spacing <= 0 or self.hu_min >= self.hu_max or not 0 < self.test_fraction < 1 - self.val_fraction:
+                raise ValueError(
+                    "--pixel-spacing must be > 0, --hu-min < --hu-max and --test-fraction in (0, 1 - --val-fraction); "
+                    f"received {self.pixel_spacing}, {self.hu_min}, {self.hu_max}, {self.test_fraction}"
+                )
         if self.image_size < 32:
             raise ValueError(f"--image-size must be at least 32 for LeNet-5; received {self.image_size}")
         if self.lr <= 0 or self.head_lr <= 0 or self.margin <= 0:
@@ -131,9 +159,15 @@ def seed_of_test_set(seed: int, dist) -> int:
 
 
 def training_data(cfg: dict):
-    """(x_train, y_train, x_val, y_val) of a run's config: the first 85 % train, the rest
-    validation (labels alternate, so both halves are balanced)."""
+    """(x_train, y_train, x_val, y_val) of a run's config. Synthetic: the first 85 % train, the
+    rest validation (labels alternate, so both halves are balanced); real nodules (``data_dir``):
+    the scenario's nodules of the seed's training and validation patients (tasks/nodules/real.py)."""
     from data.nodules import generate_nodules
+
+    if cfg.get("data_dir"):
+        from tasks.nodules.real import real_training_data
+
+        return real_training_data(cfg)
 
     images, _, labels = generate_nodules(
         int(cfg["n_samples"]), cfg["train_dist"][0], cfg["train_dist"][1], int(cfg["seed"]), nodule_spec(cfg)

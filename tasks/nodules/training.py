@@ -53,8 +53,9 @@ def check_data(cfg: NodulesConfig) -> int:
     except DataError as err:
         print(err, file=sys.stderr)
         return 1
+    source = f"real nodules ({cfg.scenario})" if cfg.data_dir else f"D({cfg.train_dist[0]}, {cfg.train_dist[1]})"
     log(
-        f"D({cfg.train_dist[0]}, {cfg.train_dist[1]}): {len(x_tr)} train + {len(x_va)} validation; "
+        f"{source}: {len(x_tr)} train + {len(x_va)} validation; "
         f"whole-image mean malignant {x_tr[y_tr == 1].mean():.1f}, benign {x_tr[y_tr == 0].mean():.1f}"
     )
     return 0
@@ -98,7 +99,7 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
     val_ds = make_dataset(x_va, y_va, cfg.batch_size, shuffle=False)
     shape = (cfg.image_size, cfg.image_size, 1)
     tb = _tensorboard_available()
-    dist = f"D({cfg.train_dist[0]}, {cfg.train_dist[1]})"
+    dist = f"real nodules ({cfg.scenario})" if cfg.data_dir else f"D({cfg.train_dist[0]}, {cfg.train_dist[1]})"
     start = time.time()
     with make_strategy(strategy).scope():
         if cfg.loss == "ce":
