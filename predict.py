@@ -5,6 +5,7 @@
     python predict.py --model runs/lung-glf-det --input Task06_Lung/imagesTs --out preds/ --probabilities
     python predict.py --model runs/hippocampus-dice/best.keras --input vols/ --out preds/
     python predict.py --model runs/isic-ce+loss-estimator --input photos/ --out preds/
+    python predict.py --model runs/nodules-real --input lidc_folder/ --out preds/   # image/ + nodule_mask/
 
 The model (``--model``, or the first positional argument) is a run directory (its best.keras
 and config.json) or a ``.keras`` file (with the config.json beside it, or ``--task`` for the
@@ -131,6 +132,13 @@ def main(argv=None) -> int:
             )
         if rows:
             io.write_csv(out / "summary.csv", rows)
+    elif getattr(predictor, "reads_nodule_volumes", False):
+        # A nodules run trained on real volumes: each input is a folder of image/ + nodule_mask/.
+        rows, failures = predictor.predict_nodule_folders(inputs, progress=True)
+        if rows:
+            io.write_csv(out / "predictions.csv", rows)
+        print(f"{len(rows)} nodules predicted into {out}" + (f"; {len(failures)} failed" if failures else ""))
+        return cli.EXIT_USER_ERROR if failures or not rows else 0
     else:
         files = expand_inputs(inputs, IMAGE_SUFFIXES)
         rows, failures = predictor.predict_images(files, progress=True)

@@ -150,6 +150,8 @@ def crop_nodule(image_path, mask_path, spec: CropSpec) -> tuple[np.ndarray, dict
 
     from data.msd import load_label, load_nifti
 
+    if not Path(mask_path).is_file():
+        raise DataError(f"{image_path}: no mask {mask_path} (every volume needs its nodule mask of the same name)")
     volume, _, header = load_nifti(image_path)
     validate.raise_problems(validate.check_ndim(volume.shape, 3, image_path))
     mask = load_label(mask_path, (0, 1), volume.shape, image_path) > 0

@@ -62,6 +62,59 @@ class ClassificationPredictor:
             return None
         return {k: float(odin[k]) for k in ("temperature", "epsilon", "threshold")}
 
+    # ------------------------------------------------------------------ nodule volumes
+    @property
+    def reads_nodule_volumes(self) -> bool:
+        """A nodules run trained on real nodule volumes (its config has a ``data_dir``): its
+        inputs are folders of ``image/`` + ``nodule_mask/`` NIfTI pairs, cropped as in training."""
+        return self.task == "nodules" and bool(self.config.get("data_dir"))
+
+    def predict_nodule_folders(self, folders, progress: bool = False) -> tuple[list[dict], list[str]]:
+        """One CSV row per nodule volume of each folder (``image/X.nii.gz`` with
+        ``nodule_mask/X.nii.gz``; a ``nodules.csv`` beside them adds the table's diagnosis);
+        ``failures`` names each folder or volume that could not be read."""
+        from data.lidc import TABLE, CropSpec, crop_nodule, parse_name, read_table
+
+        c = self.config
+        spec = CropSpec(self.size, float(c.get("pixel_spacing", 0.4)), (float(c.get("hu_min", -1000)), float(c.get("hu_max", 400))))
+        rows, failures, images = [], [], []
+
+        def fail(message):
+            failures.append(message)
+            print(f"error: {message}", file=sys.stderr, flush=True)
+
+        for folder in map(Path, folders):
+            if not (folder / "image").is_dir():
+                fail(f"{folder}: expected a folder holding image/ and nodule_mask/ (NIfTI pairs of the same name)")
+                continue
+            try:
+                table = read_table(folder / TABLE) if (folder / TABLE).is_file() else {}
+            except DataError as err:
+                fail(str(err))
+                continue
+            for image in sorted(p for p in (folder / "image").iterdir() if p.name.endswith((".nii", ".nii.gz"))):
+                try:
+                    crop, info = crop_nodule(image, folder / "nodule_mask" / image.name, spec)
+                except (DataError, OSError, ValueError) as err:
+                    fail(str(err) if image.name in str(err) else f"{image}: {err}")
+                    continue
+                try:
+                    row = table.get(parse_name(image), {})
+                except DataError:
+                    row = {}
+                images.append(crop[..., None])
+                rows.append({"volume": str(image), "slice": info["slice"], "mean_hu": round(info["mean_hu"], 1)})
+                rows[-1]["diagnosis"] = self.classes[row["label"]] if row else ""
+        if not rows:
+            return rows, failures
+        probs = self.predict_arrays(np.stack(images))["probabilities"]
+        for row, p in zip(rows, probs, strict=True):
+            row.update({f"p_{name}": round(float(v), 6) for name, v in zip(self.classes, p, strict=True)})
+            row["predicted"] = self.classes[int(np.argmax(p))]
+        if progress:
+            print(f"{len(rows)} nodule volumes read", flush=True)
+        return rows, failures
+
     # ------------------------------------------------------------------ images
     def load_image(self, path) -> np.ndarray:
         """One preprocessed image as the model expects it; DataError naming the file."""

@@ -110,6 +110,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of the test sets (default: the run's seed)")
     parser.add_argument("--out", default=None, help="folder for metrics.json and figures (default: MODEL/evaluation)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PCA (Fig. 2) and saliency (Fig. 3) figures")
+    parser.add_argument(
+        "--data-dir", default=None,
+        help="runs trained on real nodules: a folder of image/ + nodule_mask/ NIfTI pairs with nodules.csv to test on "
+        "(every labelled nodule); default: the run's own held-out test patients",
+    )
 
 
 def evaluate(args) -> dict:
@@ -121,6 +126,12 @@ def evaluate(args) -> dict:
     if args.n_test < 2:
         raise ValueError(f"--n-test must be at least 2; received {args.n_test}")
     model, cfg = load_run(args.model)
+    if cfg.get("data_dir"):
+        from tasks.nodules.real_reproduction import evaluate_real
+
+        return evaluate_real(args, model, cfg)
+    if getattr(args, "data_dir", None):
+        raise ValueError(f"--data-dir: {args.model} was trained on synthetic nodules; test it with --test-dist")
     dists = [parse_distribution(d, "--test-dist") for d in (args.test_dist or [",".join(map(str, cfg["train_dist"]))])]
     run_path = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
     out = Path(args.out) if args.out else run_path / "evaluation"

@@ -55,7 +55,49 @@ def evaluate_real_model(model, cfg: dict, tests: dict | None = None) -> list[dic
             "test": name, "n_malignant": int((y == 1).sum()), "n_benign": int((y == 0).sum()),
             **binary_report(y, probs, positive=1), **cue_report(probs[:, 1], y, hu),
         })
+        # One class for every nodule: the classifier (for contrastive runs, the head) did not
+        # learn to separate, whatever its encoder holds; counted in the table.
+        rows[-1]["one_class"] = bool(rows[-1]["tp"] + rows[-1]["fp"] == 0 or rows[-1]["tn"] + rows[-1]["fn"] == 0)
     return rows
+
+
+def evaluate_real(args, model, cfg: dict) -> dict:
+    """``evaluate.py`` for a run trained on real nodules: its held-out test sets, or every
+    labelled nodule of ``--data-dir``; metrics.json and the two figures into MODEL/evaluation."""
+    from data.lidc import load_nodules
+    from evaluation.embedding import embedding_figure
+    from evaluation.saliency import saliency_figure
+    from tasks.nodules.evaluation import embedding_panel, saliency_row
+    from tasks.nodules.real import crop_spec
+    from training import io
+
+    run_path = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
+    out = Path(args.out) if args.out else run_path / "evaluation"
+    if args.data_dir:
+        found = load_nodules(args.data_dir, crop_spec(cfg), log=log)
+        for message in found.skipped:
+            log(f"skipped: {message}")
+        keep = found.labels >= 0
+        hu = np.array([r["mean_hu"] for r in found.info], np.float32)
+        tests = {Path(args.data_dir).name: (found.images[keep], found.labels[keep], hu[keep])}
+    else:
+        tests = real_test_sets(cfg)
+    rows = evaluate_real_model(model, cfg, tests)
+    title = f"{cfg['loss']} trained on real nodules ({cfg['scenario']})"
+    for r in rows:
+        log(f"{title}, test {r['test']}: acc {r['acc']:.3f} balanced {r['balanced_acc']:.3f} se {r['se']:.3f} sp {r['sp']:.3f}")
+    metrics = {"model": str(args.model), "loss": cfg["loss"], "scenario": cfg["scenario"], "results": rows}
+    io.write_json(out / "metrics.json", metrics)
+    if not args.no_figures:
+        sets = {k: (x, y) for k, (x, y, _) in tests.items()}
+        if Path(cfg["data_dir"]).is_dir():  # the training set, where the PCA is fitted
+            sets = {"train": figure_sets(cfg)["train"], **sets}
+        else:
+            sets = {"train": next(iter(sets.values())), **sets}
+        io.save_figure(embedding_figure([embedding_panel(model, title, sets)], n_cols=1), out / "embedding_pca.png")
+        io.save_figure(saliency_figure([(cfg["loss"], saliency_row(model, sets))], title), out / "saliency.png")
+    log(f"wrote {out / 'metrics.json'}")
+    return metrics
 
 
 def figure_sets(cfg: dict) -> dict:
@@ -132,6 +174,7 @@ def reproduce(args) -> Path:
                 row = {"scenario": scenario, "train": SCENARIO_TEXT[scenario], "test": test, "loss": loss, "n_seeds": len(reports)}
                 for key in ("acc", "balanced_acc", "se", "sp", "r_hu", "r_label", "n_malignant", "n_benign"):
                     row[key], row[f"{key}_sd"] = _mean_sd([r[key] for r in reports])
+                row["one_class_seeds"] = sum(bool(r.get("one_class")) for r in reports)
                 rows.append(row)
     settings = {
         "seeds": seeds, "first_seed": first, "epochs": epochs, "scenarios": list(args.scenarios),
@@ -210,15 +253,16 @@ def report_markdown(rows, verdict, settings) -> str:
         f"(load average {s['load_average_at_start']} at start, {s['load_average_at_end']} at end).",
         "",
         "Mean (sd) over seeds; malignant positive; n = malignant / benign test nodules per seed (mean); "
-        "r(p,HU): Pearson r of p(malignant) with the nodule's mean HU on the test set (the intensity cue).",
+        "r(p,HU): Pearson r of p(malignant) with the nodule's mean HU on the test set (the intensity cue); "
+        "one class: seeds whose model called every test nodule the same class.",
         "",
-        "| scenario | training set | test | loss | n | acc | balanced acc | se | sp | r(p,HU) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | training set | test | loss | n | acc | balanced acc | se | sp | r(p,HU) | one class |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['scenario']} | {r['train']} | {r['test']} | {r['loss']} | {r['n_malignant']:.0f} / {r['n_benign']:.0f} "
-            f"| {f(r['acc'])} ({f(r['acc_sd'])}) | {f(r['balanced_acc'])} ({f(r['balanced_acc_sd'])}) | {f(r['se'])} | {f(r['sp'])} | {f(r['r_hu'])} |"
+            f"| {f(r['acc'])} ({f(r['acc_sd'])}) | {f(r['balanced_acc'])} ({f(r['balanced_acc_sd'])}) | {f(r['se'])} | {f(r['sp'])} | {f(r['r_hu'])} | {r.get('one_class_seeds', 0)}/{r['n_seeds']} |"
         )
     lines += ["", "## The paper's prediction", "",
               '"In real applications the relationship between features and the task at hand can be expected to be '
