@@ -43,13 +43,33 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--resume", action="store_true", help="keep finished runs in OUT/runs and train only the rest")
 
 
-def evaluate_real_model(model, cfg: dict, tests: dict | None = None) -> list[dict]:
+def linear_probe(model, train: tuple, tests: dict) -> dict:
+    """Balanced accuracy of a logistic regression fitted on the encoder's F6 outputs of the
+    training set, per test set: what the (frozen) embedding holds, whatever the trained head
+    learnt from it. A diagnostic of ours, not in the paper (issue 17 used it on seed 2)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from evaluation.classification import binary_report
+    from tasks.nodules.evaluation import embeddings
+
+    probe = LogisticRegression(max_iter=2000).fit(embeddings(model, train[0]), train[1])
+    out = {}
+    for name, (x, y, _) in tests.items():
+        pred = probe.predict_proba(embeddings(model, x))
+        out[name] = binary_report(y, pred, positive=1)["balanced_acc"]
+    return out
+
+
+def evaluate_real_model(model, cfg: dict, tests: dict | None = None, probe_on=None) -> list[dict]:
     """acc, se, sp, balanced accuracy, class counts and the cue correlations on each test set
-    (``tests``: name -> (images, labels, mean HU); default the run's held-out test sets)."""
+    (``tests``: name -> (images, labels, mean HU); default the run's held-out test sets), and
+    with ``probe_on`` (training images, labels) the :func:`linear_probe` balanced accuracy."""
     from evaluation.classification import binary_report
 
     rows = []
-    for name, (x, y, hu) in (tests or real_test_sets(cfg)).items():
+    tests = tests or real_test_sets(cfg)
+    probe = linear_probe(model, probe_on, tests) if probe_on is not None else {}
+    for name, (x, y, hu) in tests.items():
         probs = model.predict(x[..., None].astype("float32"), batch_size=256, verbose=0)
         rows.append({
             "test": name, "n_malignant": int((y == 1).sum()), "n_benign": int((y == 0).sum()),
@@ -57,6 +77,8 @@ def evaluate_real_model(model, cfg: dict, tests: dict | None = None) -> list[dic
         })
         # One class for every nodule: the classifier (for contrastive runs, the head) did not
         # learn to separate, whatever its encoder holds; counted in the table.
+        if name in probe:
+            rows[-1]["probe_balanced_acc"] = probe[name]
         rows[-1]["one_class"] = bool(rows[-1]["tp"] + rows[-1]["fp"] == 0 or rows[-1]["tn"] + rows[-1]["fn"] == 0)
     return rows
 
@@ -156,12 +178,12 @@ def reproduce(args) -> Path:
                     model = train_model(cfg, run_path, resume=args.resume, verbose=0, fit=fit)[1]
                 runs[(seed, scenario, loss)] = str(run_path)
                 val = (io.read_json(run_path / "COMPLETED") if (run_path / "COMPLETED").is_file() else {}).get("val_acc")
-                for row in evaluate_real_model(model, conf):
+                sets = figure_sets(conf)
+                for row in evaluate_real_model(model, conf, probe_on=sets["train"]):
                     row["val_acc"] = val
                     per_seed.setdefault((scenario, row["test"], loss), []).append(row)
                     log(f"  {row['test']}: acc {row['acc']:.3f} balanced {row['balanced_acc']:.3f} se {row['se']:.3f} sp {row['sp']:.3f} r(p,HU) {row['r_hu']:.2f}")
                 if seed == first:
-                    sets = figure_sets(conf)
                     panels.append(embedding_panel(model, f"{scenario} {loss}", sets))
                     sal_rows.append((f"{scenario} {loss}", saliency_row(model, sets)))
     elapsed, cpu = time.time() - start, _cpu_seconds() - cpu_start
@@ -172,8 +194,8 @@ def reproduce(args) -> Path:
             for loss in LOSSES:
                 reports = per_seed[(scenario, test, loss)]
                 row = {"scenario": scenario, "train": SCENARIO_TEXT[scenario], "test": test, "loss": loss, "n_seeds": len(reports)}
-                for key in ("acc", "balanced_acc", "se", "sp", "r_hu", "r_label", "n_malignant", "n_benign"):
-                    row[key], row[f"{key}_sd"] = _mean_sd([r[key] for r in reports])
+                for key in ("acc", "balanced_acc", "se", "sp", "r_hu", "r_label", "n_malignant", "n_benign", "probe_balanced_acc"):
+                    row[key], row[f"{key}_sd"] = _mean_sd([r.get(key, float("nan")) for r in reports])
                 row["one_class_seeds"] = sum(bool(r.get("one_class")) for r in reports)
                 rows.append(row)
     settings = {
@@ -233,6 +255,8 @@ def verdict_of(rows) -> dict:
         out["cue"].append({
             "scenario": r["scenario"], "test": r["test"], "ce": r["balanced_acc"], "contrastive": c["balanced_acc"],
             "difference": diff, "differs": bool(abs(diff) > 2 * se) if r["n_seeds"] > 1 else None, "r_hu_ce": r["r_hu"], "r_hu_contrastive": c["r_hu"],
+            "probe_ce": r.get("probe_balanced_acc"), "probe_contrastive": c.get("probe_balanced_acc"),
+            "one_class_ce": r.get("one_class_seeds", 0), "one_class_contrastive": c.get("one_class_seeds", 0),
         })
     return out
 
@@ -254,15 +278,16 @@ def report_markdown(rows, verdict, settings) -> str:
         "",
         "Mean (sd) over seeds; malignant positive; n = malignant / benign test nodules per seed (mean); "
         "r(p,HU): Pearson r of p(malignant) with the nodule's mean HU on the test set (the intensity cue); "
-        "one class: seeds whose model called every test nodule the same class.",
+        "one class: seeds whose model called every test nodule the same class; probe: balanced accuracy of a "
+        "logistic regression on the frozen F6 embedding of the training set (a diagnostic, not in the paper).",
         "",
-        "| scenario | training set | test | loss | n | acc | balanced acc | se | sp | r(p,HU) | one class |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | training set | test | loss | n | acc | balanced acc | se | sp | r(p,HU) | one class | probe |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['scenario']} | {r['train']} | {r['test']} | {r['loss']} | {r['n_malignant']:.0f} / {r['n_benign']:.0f} "
-            f"| {f(r['acc'])} ({f(r['acc_sd'])}) | {f(r['balanced_acc'])} ({f(r['balanced_acc_sd'])}) | {f(r['se'])} | {f(r['sp'])} | {f(r['r_hu'])} | {r.get('one_class_seeds', 0)}/{r['n_seeds']} |"
+            f"| {f(r['acc'])} ({f(r['acc_sd'])}) | {f(r['balanced_acc'])} ({f(r['balanced_acc_sd'])}) | {f(r['se'])} | {f(r['sp'])} | {f(r['r_hu'])} | {r.get('one_class_seeds', 0)}/{r['n_seeds']} | {f(r.get('probe_balanced_acc'))} |"
         )
     lines += ["", "## The paper's prediction", "",
               '"In real applications the relationship between features and the task at hand can be expected to be '
@@ -277,7 +302,9 @@ def report_markdown(rows, verdict, settings) -> str:
     for c in verdict["cue"]:
         lines.append(
             f"- {c['scenario']}, {c['test']}: CE {f(c['ce'])}, contrastive {f(c['contrastive'])}: "
-            f"{ {True: 'differ', False: 'no difference beyond the seed spread', None: 'one seed, no spread to judge by'}[c['differs']]}; r(p,HU) CE {f(c['r_hu_ce'])}, contrastive {f(c['r_hu_contrastive'])}."
+            f"{ {True: 'differ', False: 'no difference beyond the seed spread', None: 'one seed, no spread to judge by'}[c['differs']]}; r(p,HU) CE {f(c['r_hu_ce'])}, contrastive {f(c['r_hu_contrastive'])}; "
+            f"one-class models CE {c['one_class_ce']}, contrastive {c['one_class_contrastive']}; linear probe on the embedding "
+            f"CE {f(c['probe_ce'])}, contrastive {f(c['probe_contrastive'])}."
         )
     lines += ["", "![PCA of the embeddings](fig_real_pca.png)", "", "![Saliency](fig_real_saliency.png)", ""]
     return "\n".join(lines)

@@ -129,3 +129,30 @@ def test_real_run_trains_evaluates_and_predicts(tmp_path, assert_png):
     assert len(lines) == 3 and "X_R_1.nii.gz" in lines[1]
     p = [float(line.split(",")[5]) for line in lines[1:]]
     assert all(0 <= v <= 1 for v in p)
+
+
+@pytest.mark.slow
+def test_nodules_real_reproduction_writes_table_verdict_and_figures(tmp_path, assert_png):
+    import reproduce
+
+    folder = real_folder(tmp_path, patients=20)
+    out = tmp_path / "rep"
+    argv = ["nodules-real", "--data-dir", str(folder), "--out", str(out), "--quick", "--epochs", "1"]
+    assert reproduce.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    # control: 1 test; texture and calcification: 3 tests each; two losses
+    assert [(r["scenario"], r["test"], r["loss"]) for r in results["rows"][:4]] == [
+        ("control", "all", "ce"), ("control", "all", "contrastive"), ("texture", "tie kept", "ce"), ("texture", "tie kept", "contrastive")]
+    assert len(results["rows"]) == 14
+    for r in results["rows"]:
+        assert r["balanced_acc"] == pytest.approx((r["se"] + r["sp"]) / 2) and r["n_seeds"] == 1
+    assert {o["test"] for o in results["verdict"]["ood"]} == {"tie reversed", "tie broken"}
+    assert all(c["differs"] is None for c in results["verdict"]["cue"])  # one seed: no spread to judge by
+    report = (out / "report.md").read_text()
+    assert "The paper's prediction" in report and report.count("| texture |") == 6
+    assert_png(out / "fig_real_pca.png")
+    assert_png(out / "fig_real_saliency.png")
+    assert list((out / "cache").glob("crops-*.npz"))
+    with pytest.raises(FileExistsError, match="--resume"):
+        reproduce.main(argv)
+    assert reproduce.main([*argv, "--resume"]) == 0
