@@ -35,6 +35,10 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED .. FIRST_SEED+SEEDS-1 (default 0)")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs of each stage (default {PAPER}: 100; --quick: 30)")
     parser.add_argument("--scenarios", nargs="+", default=list(REAL_SCENARIOS), choices=REAL_SCENARIOS, help="real scenarios to run (default: all)")
+    parser.add_argument(
+        "--head-init", default=None, choices=("glorot", "zeros"),
+        help="initial weights of the head g (default: train.py's --head-init; docs/nodules.md)",
+    )
     parser.add_argument("--cache-dir", default=None, help="folder of the crop cache (default: OUT/cache)")
     parser.add_argument(
         "--checkpoint-fit", action="store_true",
@@ -160,6 +164,8 @@ def reproduce(args) -> Path:
     first = int(args.first_seed)
     start, cpu_start, load = time.time(), _cpu_seconds(), os.getloadavg()[0]
     base = dict(data_dir=str(args.data_dir), epochs=epochs, cache_dir=cache_dir)
+    if args.head_init:
+        base["head_init"] = args.head_init
     found = nodules_of(dataclasses.asdict(NodulesConfig(**base)))
     per_seed, panels, sal_rows, runs = {}, [], [], {}
     for seed in range(first, first + seeds):
@@ -171,7 +177,8 @@ def reproduce(args) -> Path:
                 if args.resume and (run_path / "COMPLETED").exists():
                     log(f"seed {seed}: {scenario} {loss} already trained in {run_path}")
                     model, old = load_run(run_path)
-                    if any(old.get(k) != conf[k] for k in ("scenario", "epochs", "image_size", "pixel_spacing", "hu_min", "hu_max", "test_fraction")):
+                    # Runs saved before head_init existed used Keras's glorot initialisation.
+                    if any(old.get(k, {"head_init": "glorot"}.get(k)) != conf[k] for k in ("scenario", "epochs", "image_size", "pixel_spacing", "hu_min", "hu_max", "test_fraction", "head_init")):
                         raise ValueError(f"--resume: {run_path} was trained with other settings; use another --out")
                 else:
                     log(f"seed {seed}: {scenario} ({SCENARIO_TEXT[scenario]}), {loss}")
@@ -202,7 +209,7 @@ def reproduce(args) -> Path:
         "seeds": seeds, "first_seed": first, "epochs": epochs, "scenarios": list(args.scenarios),
         "light_fit": fit is not None, "quick": bool(args.quick), "data_dir": str(args.data_dir),
         "nodules": len(found.info), "skipped": found.skipped, "attribute_counts": attribute_counts(found.info, found.labels),
-        **{k: dataclasses.asdict(cfg)[k] for k in ("image_size", "pixel_spacing", "hu_min", "hu_max", "val_fraction", "test_fraction", "lr", "head_lr", "batch_size", "encoder")},
+        **{k: dataclasses.asdict(cfg)[k] for k in ("image_size", "pixel_spacing", "hu_min", "hu_max", "val_fraction", "test_fraction", "lr", "head_lr", "head_init", "batch_size", "encoder")},
         "seconds": round(elapsed, 1), "cpu_seconds": round(cpu, 1), "load_average_at_start": round(load, 2),
         "load_average_at_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
     }
@@ -271,7 +278,7 @@ def report_markdown(rows, verdict, settings) -> str:
         f"{s['image_size']}x{s['image_size']} crops at {s['pixel_spacing']} mm on the mask's largest axial slice, "
         f"HU window {s['hu_min']:g}..{s['hu_max']:g}; patients split per seed {1 - s['val_fraction'] - s['test_fraction']:.2f} train / "
         f"{s['val_fraction']} validation / {s['test_fraction']} test; {s['encoder']} LeNet-5, {s['epochs']} epochs, batch {s['batch_size']}, "
-        f"Adam {s['lr']} (head {s['head_lr']}); seeds {s['first_seed']}..{s['first_seed'] + s['seeds'] - 1}"
+        f"Adam {s['lr']} (head {s['head_lr']}, {s['head_init']} initialisation); seeds {s['first_seed']}..{s['first_seed'] + s['seeds'] - 1}"
         + (" (--quick)" if s["quick"] else "") + ".",
         f"Wall time {s['seconds'] / 60:.1f} min, CPU time {s['cpu_seconds'] / 60:.1f} min on {s['cpus']} CPU(s) "
         f"(load average {s['load_average_at_start']} at start, {s['load_average_at_end']} at end).",
