@@ -20,7 +20,14 @@ import numpy as np
 
 from tasks.nodules.config import REAL_SCENARIOS, NodulesConfig, log
 from tasks.nodules.paper import PAPER, TABLE1
-from tasks.nodules.real import SCENARIO_TEXT, SCENARIOS, attribute_counts, cue_report, nodules_of, real_test_sets
+from tasks.nodules.real import (
+    SCENARIO_TEXT,
+    SCENARIOS,
+    attribute_counts,
+    cue_report,
+    nodules_of,
+    real_test_sets,
+)
 
 LOSSES = ("ce", "contrastive")
 QUICK = {"seeds": 1, "epochs": 30}
@@ -143,14 +150,14 @@ def _mean_sd(values):
 
 
 def reproduce(args) -> Path:
+    import os
+
     from evaluation.embedding import embedding_figure
     from evaluation.saliency import saliency_figure
     from tasks.nodules.evaluation import embedding_panel, load_run, saliency_row
     from tasks.nodules.reproduction import _cpu_seconds
     from tasks.nodules.training import train_model, training_fit_light
     from training import io
-
-    import os
 
     seeds = args.seeds or (QUICK["seeds"] if args.quick else 3)
     epochs = args.epochs or (QUICK["epochs"] if args.quick else 100)
