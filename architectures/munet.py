@@ -52,6 +52,11 @@ GLF_KERNEL_STDDEV = 0.05  # truncated normal sd of the weights
 GLF_BIAS_VALUE = 0.1  # initial bias
 GLF_BN_MOMENTUM = 0.9  # batch-norm moving-average decay
 GLF_DROPOUT = 0.6  # dropout
+# The output layer. Neither the GLF paper nor (in what we could check) the mU-Net paper states
+# it. "sigmoid": one channel, sigmoid. "softmax2": two channels (background, tumour) with a
+# pixel-wise softmax, as the original U-Net (Ronneberger et al. 2015) ends; the model returns
+# the tumour channel, so losses and metrics see the same (batch, h, w, 1) probability.
+OUTPUT_LAYERS = ("sigmoid", "softmax2")
 
 
 def default_skip_convs(depth: int) -> list[int]:
@@ -102,9 +107,10 @@ def build_munet(
     kernel_stddev: float | None = GLF_KERNEL_STDDEV,
     bias_value: float = GLF_BIAS_VALUE,
     skip_convs: list[int] | None = None,
+    output: str = "sigmoid",
     name: str = "munet",
 ) -> keras.Model:
-    """A 2D mU-Net with a sigmoid output.
+    """A 2D mU-Net whose output is the tumour probability (sigmoid or 2-channel softmax).
 
     Args:
         input_shape: (H, W, C); H and W must be divisible by 2**depth.
@@ -119,6 +125,12 @@ def build_munet(
         bias_value: initial bias (default 0.1, the GLF paper).
         skip_convs: number of 3x3 convolutions in each skip connection, level 0 first
             (default ``[depth, depth-1, ..., 1]``, our reading of the mU-Net paper).
+        output: "sigmoid" (default: ``out_channels`` sigmoid channels) or "softmax2" (a
+            1x1 convolution to 2 channels, background and tumour, a pixel-wise softmax, and
+            the tumour channel returned: (batch, h, w, 1); needs ``out_channels=1``). Not
+            stated in the GLF paper. With the paper's constant bias 0.1 the sigmoid starts
+            every pixel near sigmoid(0.1) = 0.525, while under the softmax the equal biases
+            cancel and the start is 0.5 with a spread (docs/lung.md, ledger).
 
     Reference:
         H. Seo et al., "Modified U-Net (mU-Net) with incorporation of object-dependent high
@@ -146,6 +158,12 @@ def build_munet(
         )
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1); received {dropout}")
+    if output not in OUTPUT_LAYERS:
+        raise ValueError(f"output must be one of {OUTPUT_LAYERS}; received {output!r}")
+    if output == "softmax2" and out_channels != 1:
+        raise ValueError(
+            f"output='softmax2' gives one tumour channel; received out_channels={out_channels}"
+        )
     init = initializers(kernel_stddev, bias_value)
     opts = {"batch_norm": batch_norm, "bn_momentum": bn_momentum, "init": init}
 
@@ -167,7 +185,13 @@ def build_munet(
         x = layers.Conv2DTranspose(filters, 2, strides=2, name=f"up{level}", **init)(x)
         x = layers.Concatenate(name=f"merge{level}")([x, skip])
         x = conv_block(x, filters, name=f"dec{level}", **opts)
-    outputs = layers.Conv2D(
-        out_channels, 1, activation="sigmoid", dtype="float32", name="mask", **init
-    )(x)
+    if output == "softmax2":
+        # (batch, h, w, 2): background and tumour scores; softmax over the 2 channels
+        logits = layers.Conv2D(2, 1, dtype="float32", name="mask_logits", **init)(x)
+        probs = layers.Softmax(axis=-1, dtype="float32", name="mask_softmax")(logits)
+        outputs = probs[..., 1:]  # (batch, h, w, 1): the tumour probability
+    else:
+        outputs = layers.Conv2D(
+            out_channels, 1, activation="sigmoid", dtype="float32", name="mask", **init
+        )(x)
     return keras.Model(inputs, outputs, name=name)

@@ -1,3 +1,6 @@
+# Over 600 lines because the four search modes (exact, hybrid, first-order, naive) share one
+# train step, the closed-form optimizer updates and the trajectory logger; splitting them apart
+# would scatter the one algorithm of Fig. 2a over several files.
 """The exploratory adaptive-GLF rule (Seo et al. 2021, Sec. II-B, Fig. 2a) as a train step.
 
 At every iteration the rule tries 27 actions (each coefficient -10 %, 0, +10 %): for each, one
@@ -13,6 +16,9 @@ argmin action's coefficients and network weights are kept. Three implementations
     27 scoring forward passes remain. The chosen step is then applied by the real optimizer.
 ``first-order`` scores each candidate by d + grad(d) . delta_A (d the distance before the step,
     delta_A the candidate's weight change): one more backward pass and no scoring forwards.
+``hybrid`` (ours, not the paper's) ranks the 27 candidates by the first-order score and scores
+    only the ``top_k`` best of them exactly (``top_k`` scoring forwards instead of 27); the
+    exact argmin among those is taken. With ``top_k=27`` it is the exact search.
 ``naive`` the reference: 27 real optimizer steps (forward, backward, ``optimizer.apply``) each
     on a fresh copy of the network and optimizer state, scored, the best copy kept. It makes no
     use of the TP/FP trick or of the closed-form updates, and so checks both.
@@ -47,11 +53,14 @@ from keras_losses.adaptive.trajectory import (
     glf_statistics,
 )
 
-MODES = ("exact", "first-order", "naive")
+MODES = ("exact", "hybrid", "first-order", "naive")
 # Fig. 2a: each coefficient -10 %, unchanged or +10 %.
 DEFAULT_STEP = 0.1
 ACTIONS = np.array(list(itertools.product((-1.0, 0.0, 1.0), repeat=3)), dtype="float32")  # (27, 3)
 KEEP_ACTION = 13  # (0, 0, 0)
+# Hybrid search: candidates scored exactly after the first-order ranking (benchmarks/
+# bench_adaptive_glf.py hybrid measures the agreement with the exact search for k = 1..5).
+DEFAULT_TOP_K = 3
 
 
 def action_text(index: int, step: float = DEFAULT_STEP) -> str:
@@ -108,13 +117,15 @@ class ExploratoryGLFModel(keras.Model):
 
     Args:
         network: the segmentation network (sigmoid output in [0, 1]).
-        mode: "exact" (default), "first-order" or "naive"; see the module docstring.
+        mode: "exact" (default), "hybrid", "first-order" or "naive"; see the module docstring.
         step: relative change of a coefficient per action. Default 0.1 (Fig. 2a, +-10 %).
         score_training: run scoring passes in training mode (batch statistics). Default True.
         bounds: ``[lo, hi]`` clip of every candidate coefficient. Default LIMITS = [1e-6, 1e6]
             (a numerical floor/ceiling so that a long run cannot underflow to 0, not in the
             paper, which has no bounds; the trajectory's ``*_bound`` columns record each step
             at it). Values inside LIMITS clip further (ours).
+        top_k: for ``mode="hybrid"``, how many of the first-order-ranked candidates are
+            scored exactly. Default DEFAULT_TOP_K (3); 1..27.
 
     Reference:
         S. Seo, M. Bassenne, L. Xing, IEEE TMI 40(2), 2021, Sec. II-B and Fig. 2a.
@@ -127,6 +138,7 @@ class ExploratoryGLFModel(keras.Model):
         step=DEFAULT_STEP,
         score_training=True,
         bounds=LIMITS,
+        top_k=DEFAULT_TOP_K,
         **kwargs,
     ):
         if isinstance(network, dict):
@@ -144,8 +156,13 @@ class ExploratoryGLFModel(keras.Model):
             raise ValueError(
                 f"ExploratoryGLFModel: `bounds` must satisfy {LIMITS[0]:g} <= lo <= hi <= {LIMITS[1]:g}; received {bounds}"
             )
+        if not 1 <= int(top_k) <= len(ACTIONS) or int(top_k) != top_k:
+            raise ValueError(
+                f"ExploratoryGLFModel: `top_k` must be an integer in 1..{len(ACTIONS)}; received {top_k}"
+            )
         self.network = network
         self.mode = mode
+        self.top_k = int(top_k)
         self.step = float(step)
         self.score_training = bool(score_training)
         self.bounds = (lo, hi)
@@ -163,6 +180,7 @@ class ExploratoryGLFModel(keras.Model):
             "step": self.step,
             "score_training": self.score_training,
             "bounds": list(self.bounds),
+            "top_k": self.top_k,
             "name": self.name,
         }
 
@@ -322,7 +340,8 @@ class ExploratoryGLFModel(keras.Model):
             y_pred = net(x, training=True)
             tp, fp, fn = soft_counts(y, y_pred, per_image=False)
             reg = ops.sum(ops.stack(net.losses)) if net.losses else None
-            dist = mean_distance(y_pred, y) if self.mode == "first-order" else None
+            ranked = self.mode in ("first-order", "hybrid")
+            dist = mean_distance(y_pred, y) if ranked else None
         g_tp = tape.gradient(tp, variables)
         g_fp = tape.gradient(fp, variables)
         g_reg = tape.gradient(reg, variables) if reg is not None else None
@@ -345,30 +364,39 @@ class ExploratoryGLFModel(keras.Model):
 
         non_trainable_values = [_tensor(v) for v in net.non_trainable_variables]
 
-        if self.mode == "first-order":
-            scores = self._first_order_scores(
-                dist, g_dist, d_tp, d_fp, g_tp, g_fp, g_reg, variables
+        def score_of(i):
+            weights = self._candidate_weights(grads_of(i), variables)
+            out, _ = net.stateless_call(
+                weights, non_trainable_values, x, training=self.score_training
             )
-        else:
+            return mean_distance(out, y)
 
-            def score_of(i):
-                weights = self._candidate_weights(grads_of(i), variables)
-                out, _ = net.stateless_call(
-                    weights, non_trainable_values, x, training=self.score_training
-                )
-                return mean_distance(out, y)
-
-            n = len(ACTIONS)
+        def exact_scores(indices, n):
             scores = tf.TensorArray(tf.float32, size=n)
             _, scores = tf.while_loop(
-                lambda i, s: i < n,
-                lambda i, s: (i + 1, s.write(i, score_of(i))),
+                lambda j, s: j < n,
+                lambda j, s: (j + 1, s.write(j, score_of(indices[j]))),
                 (tf.constant(0), scores),
             )
-            scores = scores.stack()
-        index = tf.argmin(scores, output_type=tf.int32)
+            return scores.stack()
+
+        if self.mode == "exact":
+            scores = exact_scores(tf.range(len(ACTIONS)), len(ACTIONS))
+            index = tf.argmin(scores, output_type=tf.int32)
+            score = scores[index]
+        else:
+            first = self._first_order_scores(dist, g_dist, d_tp, d_fp, g_tp, g_fp, g_reg, variables)
+            if self.mode == "first-order":
+                index = tf.argmin(first, output_type=tf.int32)
+                score = first[index]
+            else:
+                # the top_k lowest first-order scores, ties to the lower index (top_k is stable)
+                top = tf.math.top_k(-first, k=self.top_k, sorted=True).indices
+                scores = exact_scores(top, self.top_k)
+                best = tf.argmin(scores, output_type=tf.int32)
+                index, score = tf.cast(top[best], tf.int32), scores[best]
         self.optimizer.apply(grads_of(index), variables)
-        return y_pred, tp, fp, fn, index, scores[index], cand
+        return y_pred, tp, fp, fn, index, score, cand
 
     def _first_order_scores(self, dist, g_dist, d_tp, d_fp, g_tp, g_fp, g_reg, variables):
         """d + grad(d) . delta_A for all 27 actions at once.
@@ -427,6 +455,17 @@ class ExploratoryGLFModel(keras.Model):
             exact.append(mean_distance(out, y))
         first = self._first_order_scores(dist, g_dist, d_tp, d_fp, g_tp, g_fp, None, variables)
         return ops.stack(exact), first
+
+    @staticmethod
+    def hybrid_choice(exact_scores, first_order_scores, top_k: int) -> int:
+        """The action the hybrid search takes, from the two score vectors (numpy reference).
+
+        The ``top_k`` candidates with the lowest first-order scores (ties: lower index
+        first), then the one of them with the lowest exact score (ties: first in that order).
+        """
+        exact = np.asarray(exact_scores, np.float64)
+        order = np.argsort(np.asarray(first_order_scores, np.float64), kind="stable")[:top_k]
+        return int(order[int(np.argmin(exact[order]))])
 
     def _naive_search(self, x, y, glf):
         """27 real optimizer steps, each from a fresh copy of the pre-step state."""

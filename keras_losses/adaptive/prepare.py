@@ -11,8 +11,13 @@ from keras_losses.adaptive.deterministic import DeterministicGLFCallback
 from keras_losses.adaptive.exploratory import ExploratoryGLFLogger, ExploratoryGLFModel
 from keras_losses.adaptive.trajectory import TRAJECTORY_CSV
 
-RULES = ("det", "exp", "exp-first-order", "exp-naive")
-_EXP_MODES = {"exp": "exact", "exp-first-order": "first-order", "exp-naive": "naive"}
+RULES = ("det", "exp", "exp-hybrid", "exp-first-order", "exp-naive")
+_EXP_MODES = {
+    "exp": "exact",
+    "exp-hybrid": "hybrid",
+    "exp-first-order": "first-order",
+    "exp-naive": "naive",
+}
 
 
 def prepare_adaptive_glf(
@@ -40,12 +45,14 @@ def prepare_adaptive_glf(
         loss: a :class:`~keras_losses.GeneralizedLoss`, usually starting at the Dice values
             (1, 1, 1). Under ``tf.distribute`` build it inside ``strategy.scope()``.
         rule: "det" (deterministic callback, Fig. 2b), "exp" (exploratory search, exact and
-            fast), "exp-first-order" (first-order scores) or "exp-naive" (27-copy reference).
+            fast), "exp-hybrid" (first-order ranking, top_k scored exactly), "exp-first-order"
+            (first-order scores) or "exp-naive" (27-copy reference).
         optimizer: a Keras optimizer (instance or name).
         metrics: compile metrics.
         run_dir: a ``training.rundir.RunDir`` or a folder path; None writes no files.
         rule_options: keyword arguments of :class:`DeterministicGLFCallback` (det) or of
-            :class:`ExploratoryGLFModel` (exp rules: ``step``, ``score_training``, ``bounds``).
+            :class:`ExploratoryGLFModel` (exp rules: ``step``, ``score_training``, ``bounds``,
+            ``top_k``).
         compile_options: extra ``model.compile`` arguments (e.g. ``jit_compile``).
 
     Returns:

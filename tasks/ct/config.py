@@ -14,7 +14,8 @@ from training.config import add_arguments, option
 LOSSES = ("dice", "effectiveness", "tversky", "glf", "glf-det", "glf-exp")
 ADAPTIVE = {"glf-det": "det", "glf-exp": "exp"}
 ARCHS = ("munet", "unet")
-EXP_MODES = ("exp", "exp-first-order", "exp-naive")
+OUTPUT_LAYERS = ("sigmoid", "softmax2")  # architectures.munet.OUTPUT_LAYERS (a test checks)
+EXP_MODES = ("exp", "exp-hybrid", "exp-first-order", "exp-naive")
 # The DeterministicGLFCallback options (keras_losses.adaptive.deterministic; repeated here so
 # that --help does not import Keras; a test checks they agree).
 GUARD_MODES = ("literal", "reversed", "off")
@@ -83,11 +84,16 @@ class CTConfig:
     )
     exp_mode: str = option(
         "exp",
-        "glf-exp scoring: exp (exact, 27 scored candidates), exp-first-order, exp-naive (27 real steps)",
+        "glf-exp scoring: exp (exact, 27 scored candidates; the paper's search), exp-hybrid (ours: 27 ranked by a first-order score, the best 3 scored exactly), exp-first-order, exp-naive (27 real steps)",
         choices=EXP_MODES,
     )
     arch: str = option(
         "munet", "network: munet (the paper's, Seo et al. TMI 2020) or unet", choices=ARCHS
+    )
+    output_layer: str = option(
+        "sigmoid",
+        "mU-Net output layer (the paper does not state it): sigmoid (1 channel) or softmax2 (2-channel pixel-wise softmax as in the original U-Net, returning the tumour channel)",
+        choices=OUTPUT_LAYERS,
     )
     depth: int = option(4, "down-sampling steps of the network (U-Net/mU-Net: 4)")
     base_filters: int = option(
@@ -208,6 +214,10 @@ def check_config(cfg: CTConfig) -> None:
     if len(cfg.glf_bounds) != 2 or not 0 <= cfg.glf_bounds[0] <= cfg.glf_bounds[1]:
         raise ValueError(
             f"--glf-bounds must be lo,hi with 0 <= lo <= hi; received {cfg.glf_bounds}"
+        )
+    if cfg.output_layer != "sigmoid" and cfg.arch != "munet":
+        raise ValueError(
+            f"--output-layer {cfg.output_layer} is an option of --arch munet; received --arch {cfg.arch}"
         )
     if cfg.steps_per_epoch < 0:
         raise ValueError(

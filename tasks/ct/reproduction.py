@@ -15,6 +15,7 @@ from tasks.ct.config import (
     EXP_MODES,
     GUARD_MODES,
     GUARD_SCALES,
+    OUTPUT_LAYERS,
     STATISTIC_FORMS,
     CTConfig,
     resolve_config,
@@ -96,6 +97,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         ("--glf-counts", COUNT_KINDS, "counts of G(D)'s statistics"),
         ("--glf-beta2-statistic", BETA2_STATISTICS, "beta^2 statistic of G(D)"),
         ("--glf-guard-scale", GUARD_SCALES, "guard threshold scale of G(D)"),
+        ("--output-layer", OUTPUT_LAYERS, "mU-Net output layer of every run"),
     ):
         parser.add_argument(
             flag,

@@ -28,7 +28,7 @@ def build_model(cfg: CTConfig):
     }
     shape = (cfg.image_size, cfg.image_size, 1)
     if cfg.arch == "munet":
-        return build_munet(shape, **common)
+        return build_munet(shape, output=cfg.output_layer, **common)
     return build_unet(shape, **common)
 
 

@@ -71,3 +71,41 @@ def test_more_parameters_than_the_unet_and_reload(tmp_path):
     model.save(tmp_path / "munet.keras")
     again = keras.saving.load_model(tmp_path / "munet.keras")
     np.testing.assert_allclose(again.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)
+
+
+def test_softmax2_output_is_the_tumour_channel_of_a_pixelwise_softmax(tmp_path):
+    model = tiny(output="softmax2")
+    x = np.random.default_rng(3).random((2, 32, 32, 1), dtype=np.float32)
+    y = np.asarray(model.predict_on_batch(x))
+    assert y.shape == (2, 32, 32, 1)
+    # numpy reference: softmax over the 2 logits of the last 1x1 convolution, channel 1
+    logits = keras.Model(model.input, model.get_layer("mask_logits").output)
+    z = np.asarray(logits.predict_on_batch(x), np.float64)  # (2, 32, 32, 2)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(y[..., 0], e[..., 1] / e.sum(axis=-1), rtol=1e-5, atol=1e-6)
+    # both channels get the paper's constant bias 0.1, which cancels in the softmax
+    np.testing.assert_allclose(model.get_layer("mask_logits").bias.numpy(), [0.1, 0.1])
+    model.save(tmp_path / "softmax2.keras")
+    again = keras.saving.load_model(tmp_path / "softmax2.keras")  # safe mode, no custom layer
+    np.testing.assert_allclose(again.predict_on_batch(x), y, atol=1e-6)
+
+
+def test_start_probability_sigmoid_above_half_softmax2_around_half():
+    # At initialisation (paper's init: truncated normal sd 0.05, bias 0.1) the sigmoid head
+    # starts at sigmoid(0.1 + small) for most pixels; the softmax head is centred on 0.5.
+    x = np.random.default_rng(4).random((4, 32, 32, 1), dtype=np.float32)
+    means = {}
+    for head in ("sigmoid", "softmax2"):
+        keras.utils.set_random_seed(0)
+        y = np.asarray(tiny(output=head)(x, training=True))
+        means[head] = (y.mean(), (y > 0.5).mean())
+    assert means["sigmoid"][0] == pytest.approx(0.525, abs=0.02)
+    assert means["softmax2"][0] == pytest.approx(0.5, abs=0.02)
+    assert means["sigmoid"][1] > means["softmax2"][1]
+
+
+def test_output_layer_choices_are_checked():
+    with pytest.raises(ValueError, match="output must be one of"):
+        tiny(output="softmax")
+    with pytest.raises(ValueError, match="out_channels=2"):
+        tiny(output="softmax2", out_channels=2)

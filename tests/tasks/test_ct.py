@@ -72,6 +72,7 @@ def test_defaults_cite_the_paper_and_presets_yield_to_explicit_flags():
         (["--threshold", "1.5"], "--threshold must lie in"),
         (["--paper", "--quick"], "exclude each other"),
         (["--data-dir", "/no/such/folder"], "--data-dir /no/such/folder does not exist"),
+        (["--arch", "unet", "--output-layer", "softmax2"], "is an option of --arch munet"),
     ],
 )
 def test_bad_flags_are_named(argv, message):
@@ -88,6 +89,11 @@ def test_glf_rule_choices_match_the_library():
     assert config.COUNT_KINDS == det.COUNT_KINDS
     assert config.BETA2_STATISTICS == det.BETA2_STATISTICS
     assert config.GUARD_SCALES == det.GUARD_SCALES
+    from architectures.munet import OUTPUT_LAYERS
+    from keras_losses.adaptive.prepare import RULES
+
+    assert config.OUTPUT_LAYERS == OUTPUT_LAYERS
+    assert set(config.EXP_MODES) == set(RULES) - {"det"}
     # the task's defaults are the library's (the paper's reading where the text speaks)
     cb = det.DeterministicGLFCallback(keras_losses.GeneralizedLoss())
     cfg = config.CTConfig()

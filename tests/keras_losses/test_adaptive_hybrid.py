@@ -1,0 +1,83 @@
+"""The hybrid exploratory search: first-order ranking, the top k candidates scored exactly."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import keras_losses
+from architectures.unet import build_unet
+from keras_losses.adaptive import ACTIONS, ExploratoryGLFModel, prepare_adaptive_glf
+
+
+def blobs(n=8, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    y = np.zeros((n, size, size, 1), "float32")
+    for i in range(n):
+        cy, cx = rng.integers(6, size - 6, 2)
+        y[i, ..., 0] = (yy - cy) ** 2 + (xx - cx) ** 2 <= rng.integers(2, 5) ** 2
+    return (y + 0.3 * rng.standard_normal(y.shape)).astype("float32"), y
+
+
+def tiny_unet(seed=1):
+    keras.utils.set_random_seed(seed)
+    return build_unet((32, 32, 1), depth=2, base_filters=4)
+
+
+# (exact scores, first-order scores, k) -> the hybrid's action; 4 candidates for readability
+@pytest.mark.parametrize(
+    "exact, first, k, expected",
+    [
+        ([4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0], 1, 0),  # only the first-order best
+        ([4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0], 2, 1),  # best exact of {0, 1}
+        ([4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0], 4, 3),  # all: the exact argmin
+        ([1.0, 1.0, 0.5, 0.5], [2.0, 2.0, 1.0, 1.0], 2, 2),  # ties go to the lower index
+        ([1.0, 0.5, 0.5, 3.0], [3.0, 2.0, 2.0, 1.0], 3, 1),
+    ],
+)
+def test_hybrid_choice_by_hand(exact, first, k, expected):
+    assert ExploratoryGLFModel.hybrid_choice(exact, first, k) == expected
+
+
+def test_hybrid_takes_the_exact_action_among_the_first_order_top_k():
+    x, y = blobs(8)
+    loss = keras_losses.GeneralizedLoss()
+    model, _ = prepare_adaptive_glf(
+        tiny_unet(), loss, "exp-hybrid", keras.optimizers.Adam(1e-2), rule_options={"top_k": 2}
+    )
+    assert model.mode == "hybrid" and model.top_k == 2
+    chosen = []
+    for step in range(4):
+        xb, yb = x[4 * (step % 2) : 4 * (step % 2) + 4], y[4 * (step % 2) : 4 * (step % 2) + 4]
+        exact, first = (np.asarray(s) for s in model.candidate_scores(xb, yb))
+        logs = model.train_on_batch(xb, yb, return_dict=True)
+        index = int(logs["glf_action_index"])
+        assert index == ExploratoryGLFModel.hybrid_choice(exact, first, 2)
+        assert float(logs["glf_score"]) == pytest.approx(exact[index], rel=1e-4)
+        chosen.append(index)
+    assert any(i != 13 for i in chosen)  # it moved the coefficients
+
+
+def test_hybrid_with_all_27_is_the_exact_search():
+    x, y = blobs(8)
+    rows = {}
+    for rule, options in (("exp", None), ("exp-hybrid", {"top_k": len(ACTIONS)})):
+        loss = keras_losses.GeneralizedLoss()
+        model, callbacks = prepare_adaptive_glf(
+            tiny_unet(), loss, rule, keras.optimizers.Adam(1e-2), rule_options=options
+        )
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
+        rows[rule] = [r["action"] for r in callbacks[0].rows]
+    assert rows["exp"] == rows["exp-hybrid"]
+
+
+def test_top_k_is_checked_and_saved():
+    with pytest.raises(ValueError, match="top_k"):
+        ExploratoryGLFModel(tiny_unet(), mode="hybrid", top_k=0)
+    with pytest.raises(ValueError, match="top_k"):
+        ExploratoryGLFModel(tiny_unet(), mode="hybrid", top_k=28)
+    model = ExploratoryGLFModel(tiny_unet(), mode="hybrid", top_k=4)
+    again = ExploratoryGLFModel.from_config(model.get_config())
+    assert (again.mode, again.top_k) == ("hybrid", 4)
