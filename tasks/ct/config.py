@@ -87,6 +87,10 @@ class CTConfig:
         "glf-exp scoring: exp (exact, 27 scored candidates; the paper's search), exp-hybrid (ours: 27 ranked by a first-order score, the best 3 scored exactly), exp-first-order, exp-naive (27 real steps)",
         choices=EXP_MODES,
     )
+    exp_top_k: int = option(
+        3,
+        "glf-exp with --exp-mode exp-hybrid: candidates scored exactly after the first-order ranking (1-27)",
+    )
     arch: str = option(
         "munet", "network: munet (the paper's, Seo et al. TMI 2020) or unet", choices=ARCHS
     )
@@ -219,6 +223,8 @@ def check_config(cfg: CTConfig) -> None:
         raise ValueError(
             f"--output-layer {cfg.output_layer} is an option of --arch munet; received --arch {cfg.arch}"
         )
+    if not 1 <= cfg.exp_top_k <= 27:
+        raise ValueError(f"--exp-top-k must be in 1..27; received {cfg.exp_top_k}")
     if cfg.steps_per_epoch < 0:
         raise ValueError(
             f"--steps-per-epoch must be >= 0 (0 = one pass over the data); received {cfg.steps_per_epoch}"

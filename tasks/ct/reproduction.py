@@ -79,6 +79,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         ("--base-filters", int, "filters of the first level"),
         ("--depth", int, "down-sampling steps"),
         ("--seed", int, "seed"),
+        ("--exp-top-k", int, "candidates G(E) scores exactly with --exp-mode exp-hybrid"),
         ("--lr", float, "Adam learning rate (paper: 1e-4)"),
         ("--pixel-mm", float, "in-plane spacing of the network input (mm)"),
         ("--tumour-free-ratio", float, "tumour-free training slices per tumour slice"),

@@ -150,6 +150,8 @@ def compile_model(model, cfg: CTConfig, run_dir=None):
                 options["bounds"] = {name: pair for name in ("alpha_p", "alpha_n", "beta2")}
         else:
             options = {"bounds": (max(lo, 1e-6), min(hi, 1e6))}
+            if rule == "exp-hybrid":
+                options["top_k"] = cfg.exp_top_k
         model, callbacks = prepare_adaptive_glf(
             model,
             loss,

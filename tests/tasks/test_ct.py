@@ -73,6 +73,7 @@ def test_defaults_cite_the_paper_and_presets_yield_to_explicit_flags():
         (["--paper", "--quick"], "exclude each other"),
         (["--data-dir", "/no/such/folder"], "--data-dir /no/such/folder does not exist"),
         (["--arch", "unet", "--output-layer", "softmax2"], "is an option of --arch munet"),
+        (["--exp-top-k", "0"], "--exp-top-k must be in 1..27"),
     ],
 )
 def test_bad_flags_are_named(argv, message):
@@ -127,6 +128,11 @@ def test_reproduction_g_e_is_the_exploratory_rule_from_dice():
     model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=callbacks)
     row = callbacks[0].rows[0]
     assert isinstance(row["score"], float) and math.isfinite(row["score"])
+    # the hybrid mode with its k, as reproduce.py --exp-mode exp-hybrid --exp-top-k 2 asks
+    over = model_overrides({"alpha": 0.3, "beta": 0.7}, {"beta2": 2.0}, "exp-hybrid")
+    cfg = CTConfig(**over["G(E)"], exp_top_k=2, **tiny)
+    model, _ = compile_model(build_model(cfg), cfg)
+    assert isinstance(model, ExploratoryGLFModel) and (model.mode, model.top_k) == ("hybrid", 2)
     cfg = CTConfig(**over["G(D)"], **tiny)
     model, callbacks = compile_model(build_model(cfg), cfg)
     assert isinstance(callbacks[0], DeterministicGLFCallback)
@@ -348,3 +354,15 @@ def test_default_phantom_run_end_to_end(tmp_path):
     out = tmp_path / "phantom"
     train.main(["--task", "lung", "--loss", "glf-det", "--out", str(out), "--quick"])
     assert (out / "COMPLETED").is_file() and (out / "best.keras").is_file()
+
+
+def test_output_layer_flag_reaches_the_munet():
+    from tasks.ct.config import CTConfig
+    from tasks.ct.training import build_model
+
+    tiny = {"image_size": 16, "depth": 2, "base_filters": 2}
+    names = {layer.name for layer in build_model(CTConfig(**tiny)).layers}
+    assert "mask" in names and "mask_logits" not in names
+    model = build_model(CTConfig(output_layer="softmax2", **tiny))
+    assert "mask_logits" in {layer.name for layer in model.layers}
+    assert model.output_shape == (None, 16, 16, 1)
