@@ -46,6 +46,10 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         "--head-init", default=None, choices=("glorot", "zeros"),
         help="initial weights of the head g (default: train.py's --head-init; docs/nodules.md)",
     )
+    parser.add_argument(
+        "--head-lr", type=float, default=None,
+        help=f"Adam learning rate of the head g on the frozen contrastive encoder (default: train.py's, {PAPER}'s 1e-4)",
+    )
     parser.add_argument("--cache-dir", default=None, help="folder of the crop cache (default: OUT/cache)")
     parser.add_argument(
         "--checkpoint-fit", action="store_true",
@@ -173,6 +177,8 @@ def reproduce(args) -> Path:
     base = dict(data_dir=str(args.data_dir), epochs=epochs, cache_dir=cache_dir)
     if args.head_init:
         base["head_init"] = args.head_init
+    if args.head_lr:
+        base["head_lr"] = args.head_lr
     found = nodules_of(dataclasses.asdict(NodulesConfig(**base)))
     per_seed, panels, sal_rows, runs = {}, [], [], {}
     for seed in range(first, first + seeds):
@@ -185,7 +191,7 @@ def reproduce(args) -> Path:
                     log(f"seed {seed}: {scenario} {loss} already trained in {run_path}")
                     model, old = load_run(run_path)
                     # Runs saved before head_init existed used Keras's glorot initialisation.
-                    if any(old.get(k, {"head_init": "glorot"}.get(k)) != conf[k] for k in ("scenario", "epochs", "image_size", "pixel_spacing", "hu_min", "hu_max", "test_fraction", "head_init")):
+                    if any(old.get(k, {"head_init": "glorot"}.get(k)) != conf[k] for k in ("scenario", "epochs", "image_size", "pixel_spacing", "hu_min", "hu_max", "test_fraction", "head_init", "head_lr")):
                         raise ValueError(f"--resume: {run_path} was trained with other settings; use another --out")
                 else:
                     log(f"seed {seed}: {scenario} ({SCENARIO_TEXT[scenario]}), {loss}")
