@@ -128,6 +128,8 @@ class NodulesConfig:
                 raise ValueError(f"--data-dir {self.data_dir}: no such folder")
             # Absolute, so evaluate.py and predict.py find the data from any working folder.
             self.data_dir = str(Path(self.data_dir).resolve())
+            if self.cache_dir is not None:
+                self.cache_dir = str(Path(self.cache_dir).resolve())
             if self.pixel_spacing <= 0 or self.hu_min >= self.hu_max or not 0 < self.test_fraction < 1 - self.val_fraction:
                 raise ValueError(
                     "--pixel-spacing must be > 0, --hu-min < --hu-max and --test-fraction in (0, 1 - --val-fraction); "

@@ -108,6 +108,7 @@ def test_real_run_trains_evaluates_and_predicts(tmp_path, assert_png):
                        "--epochs", "1", "--image-size", "32", "--cache-dir", str(tmp_path / "c"), "--out", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["data_dir"] == str(folder.resolve()) and config["scenario"] == "texture"
+    assert config["cache_dir"] == str((tmp_path / "c").resolve())  # evaluate.py may run from another folder
     # evaluate.py: the run's held-out test patients, then every labelled nodule of a folder.
     assert evaluate.main([str(run), "--no-figures"]) == 0
     metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
