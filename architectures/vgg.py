@@ -21,6 +21,9 @@ import keras
 from keras import layers
 
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+# per-channel sd of ImageNet in [0, 255] (the torchvision constants x 255); init="he" divides by it
+IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
+INITS = ("glorot", "he")
 NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 # conv layers 4, 7, 10 and 13 (the last convolution of blocks 2-5), Narayanaswamy et al. Sec. 3
@@ -65,38 +68,55 @@ def resolve_weights(weights: str | None) -> str | None:
     return str(path)
 
 
-def _backbone(input_shape, width: float, weights_path: str | None, l2: float) -> keras.Model:
+def _backbone(
+    input_shape,
+    width: float,
+    weights_path: str | None,
+    l2: float,
+    init: str = "glorot",
+    batch_norm: bool = False,
+) -> keras.Model:
     reg = keras.regularizers.L2(l2) if l2 else None
-    if width == 1.0:
+    kernel_init = "he_normal" if init == "he" else "glorot_uniform"
+    if width == 1.0 and not batch_norm:
         base = keras.applications.VGG16(include_top=False, weights=None, input_shape=input_shape)
         if weights_path:
             base.load_weights(weights_path)
             kernel, bias = base.get_layer("block1_conv1").get_weights()
             base.get_layer("block1_conv1").set_weights([kernel[:, :, ::-1, :], bias])  # BGR -> RGB
-        if reg is None:
+        if reg is None and init == "glorot":
             return base
 
         def add_reg(layer):
             config = layer.get_config()
             if isinstance(layer, layers.Conv2D):
-                config["kernel_regularizer"] = keras.regularizers.serialize(reg)
+                if reg is not None:
+                    config["kernel_regularizer"] = keras.regularizers.serialize(reg)
+                config["kernel_initializer"] = kernel_init
             return layer.__class__.from_config(config)
 
         clone = keras.models.clone_model(base, clone_function=add_reg)
-        clone.set_weights(base.get_weights())
+        if init == "glorot":  # "he" keeps the clone's fresh He-normal kernels
+            clone.set_weights(base.get_weights())
         return clone
     inputs = keras.Input(input_shape)
     x = inputs
     for b, (filters, convs) in enumerate(BLOCKS, start=1):
         for c in range(1, convs + 1):
-            x = layers.Conv2D(
-                max(1, int(round(filters * width))),
-                3,
+            name = f"block{b}_conv{c}"
+            conv = dict(
+                filters=max(1, int(round(filters * width))),
+                kernel_size=3,
                 padding="same",
-                activation="relu",
+                kernel_initializer=kernel_init,
                 kernel_regularizer=reg,
-                name=f"block{b}_conv{c}",
-            )(x)
+            )
+            if batch_norm:  # VGG-16-BN order, conv -> BN -> ReLU; the ReLU keeps the tap's name
+                x = layers.Conv2D(**conv, use_bias=False, name=f"{name}_linear")(x)
+                x = layers.BatchNormalization(name=f"{name}_bn")(x)
+                x = layers.ReLU(name=name)(x)
+            else:
+                x = layers.Conv2D(**conv, activation="relu", name=name)(x)
         x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
     base = keras.Model(inputs, x, name="vgg16")
     if weights_path:
@@ -117,6 +137,8 @@ def build_vgg16_classifier(
     l2: float = 0.0,
     estimator_units: int = 128,
     head: str = "fc",
+    init: str = "glorot",
+    batch_norm: bool = False,
     name: str | None = None,
 ) -> keras.Model:
     """VGG-16 -> classifier head -> Dense(C) logits -> softmax.
@@ -137,6 +159,15 @@ def build_vgg16_classifier(
             -> dropout -> Dense(4096 x width, ReLU) -> dropout (the paper "adopted a VGG-16
             network"; these two layers start from random weights, the no-top ImageNet file has
             none); ``"gap"``: global average pooling -> dropout, a lighter head.
+        init: random initialization when no weights are loaded. ``"glorot"`` (default): Keras'
+            Glorot-uniform kernels on [0, 255] inputs minus the ImageNet mean, as
+            ``keras.applications.VGG16``; ``"he"``: He-normal kernels (He et al. 2015, the
+            initialization that lets a ReLU network of VGG-16's depth train from scratch) on every
+            layer, and inputs also divided by the ImageNet sd so the signal starts at unit
+            variance. ``"he"`` with loaded weights is an error (the weights expect unscaled input).
+        batch_norm: VGG-16-BN (conv -> batch normalization -> ReLU in all 13 convolutions, as
+            torchvision's ``vgg16_bn``); for training from scratch. The estimator taps keep their
+            names (the ReLU after each tapped convolution). Not with loaded VGG-16 weights.
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}; received {head!r}")
@@ -144,12 +175,25 @@ def build_vgg16_classifier(
         raise ValueError(
             f"VGG-16 needs inputs of at least 32x32; received input_shape={tuple(input_shape)}"
         )
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}; received {init!r}")
     weights_path = resolve_weights(weights)
+    if init == "he" and weights_path:
+        raise ValueError(
+            f"init='he' is for random initialization, but weights {weights_path} were loaded "
+            "(they expect inputs minus the ImageNet mean, not divided by its sd); use init='glorot'"
+        )
     reg = keras.regularizers.L2(l2) if l2 else None
-    base = _backbone(tuple(input_shape), width, weights_path, l2)
+    kernel_init = "he_normal" if init == "he" else "glorot_uniform"
+    if batch_norm and weights_path:
+        raise ValueError(
+            f"batch_norm=True builds VGG-16-BN, which the VGG-16 weights {weights_path} do not fit"
+        )
+    base = _backbone(tuple(input_shape), width, weights_path, l2, init, batch_norm)
     inputs = keras.Input(tuple(input_shape), name="image")
+    variance = [s**2 for s in IMAGENET_STD_RGB] if init == "he" else [1.0, 1.0, 1.0]
     x = layers.Normalization(
-        mean=list(IMAGENET_MEAN_RGB), variance=[1.0, 1.0, 1.0], name="imagenet_mean"
+        mean=list(IMAGENET_MEAN_RGB), variance=variance, name="imagenet_mean"
     )(inputs)
     taps = ESTIMATOR_TAPS if loss_estimator else ()
     feature_model = keras.Model(
@@ -164,9 +208,17 @@ def build_vgg16_classifier(
         h = layers.Flatten(name="flatten")(features)
         units = max(1, int(round(FC_UNITS * width)))
         for k in (1, 2):
-            h = layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"fc{k}")(h)
+            h = layers.Dense(
+                units,
+                activation="relu",
+                kernel_initializer=kernel_init,
+                kernel_regularizer=reg,
+                name=f"fc{k}",
+            )(h)
             h = layers.Dropout(dropout, name=f"dropout{k}")(h)
-    logits = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(h)
+    logits = layers.Dense(
+        num_classes, kernel_initializer=kernel_init, kernel_regularizer=reg, name="logits"
+    )(h)
     probs = layers.Activation("softmax", name="probs")(logits)
     if not loss_estimator:
         return keras.Model(inputs, probs, name=name or "vgg16_vanilla")
@@ -175,10 +227,14 @@ def build_vgg16_classifier(
         g = layers.GlobalAveragePooling2D(name=f"lossest_gap_{tap}")(act)
         branches.append(
             layers.Dense(
-                estimator_units, activation="relu", kernel_regularizer=reg, name=f"lossest_fc_{tap}"
+                estimator_units,
+                activation="relu",
+                kernel_initializer=kernel_init,
+                kernel_regularizer=reg,
+                name=f"lossest_fc_{tap}",
             )(g)
         )
-    lhat = layers.Dense(1, kernel_regularizer=reg, name="loss_estimate")(
+    lhat = layers.Dense(1, kernel_initializer=kernel_init, kernel_regularizer=reg, name="loss_estimate")(
         layers.Concatenate(name="lossest_concat")(branches)
     )
     out = layers.Concatenate(name="probs_and_loss")([probs, lhat])

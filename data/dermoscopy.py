@@ -371,6 +371,26 @@ def inverse_frequency_weights(labels, num_classes: int) -> list[float]:
     return [float(n / (num_classes * c)) if c > 0 else 1.0 for c in counts]
 
 
+def class_loss_shares(counts, balanced: bool, weighted: bool) -> list[float]:
+    """Each class's share of the expected training loss when every sample's loss is equal.
+
+    Formula:
+        p_c = 1 / C (balanced sampling) or n_c / N (plain shuffling)
+        w_c = N / (C n_c) (class-weighted CE) or 1
+        share_c = p_c w_c / sum_k p_k w_k
+    With both on, share_c is proportional to 1 / n_c: the two corrections compound, each
+    multiplying class c by N / (C n_c) relative to the data's own prior n_c / N. With one of them
+    every class gets 1 / C; with neither, n_c / N.
+    """
+    counts = np.asarray(counts, float)
+    if np.any(counts <= 0):
+        raise ValueError(f"every class needs at least one training image; counts {counts.tolist()}")
+    n, c = counts.sum(), len(counts)
+    p = np.full(c, 1.0 / c) if balanced else counts / n
+    w = n / (c * counts) if weighted else np.ones(c)
+    return (p * w / np.sum(p * w)).tolist()
+
+
 # ----------------------------------------------------------------------------- tf.data
 
 

@@ -78,6 +78,18 @@ class IsicConfig:
         "average pooling (lighter)",
         choices=("fc", "gap"),
     )
+    init: str = option(
+        "glorot",
+        "random initialization when no weights are loaded: glorot = keras.applications.VGG16's "
+        "(paper: ImageNet weights, so not stated); he = He-normal kernels and inputs divided by the "
+        "ImageNet sd (trains from scratch; the --quick preset)",
+        choices=("glorot", "he"),
+    )
+    batch_norm: bool = option(
+        False,
+        "VGG-16-BN: batch normalization after each of the 13 convolutions (paper: VGG-16 with "
+        "ImageNet weights, no BN; from scratch BN trains faster; the --quick preset)",
+    )
     dropout: float = option(paper.DROPOUT, "dropout in the classifier head (paper: 0.4)")
     lr: float = option(paper.LEARNING_RATE, "Adam learning rate (paper: 1e-4)")
     lr_halve_every: int = option(

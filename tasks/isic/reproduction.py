@@ -22,21 +22,28 @@ from tasks.isic.training import run_training
 MODELS = (("vanilla", "ce"), ("proposed", "ce+loss-estimator"))
 
 
-# --quick: sized so that 3 seeds x 2 models fit about 15 minutes of the shared 2-core machine
-# (one estimator model at these settings took 45 CPU-seconds to train on 1,003 images with 250
-# per class); everything else as in the paper.
+# --quick: the CPU recipe, found by a pre-registered search on one seed's VALIDATION balanced
+# accuracy (docs/isic.md, "The CPU recipe"; the test split was never read for it). The model is
+# as in the paper except for the departures listed there with their measured effect: 48 px,
+# width 0.25, random initialization, GAP head, no augmentation, class-weighted CE off (with class-balanced
+# sampling it compounded to a 1/n_c^2 prior), all images, 36 x 36 steps, lr halved every 12.
 QUICK = {
     "image_size": 48,
     "width": 0.25,
     "weights": "none",
-    "max_per_class": 400,
-    "epochs": 12,
-    "lr_halve_every": 4,
+    "max_per_class": None,  # all 8,774 in-distribution images of HAM10000
+    "epochs": 36,
+    "steps_per_epoch": 36,  # 36 x 36 x 32 = 41,472 draws, about 7 passes over the training split
+    "lr_halve_every": 12,
     "batch_size": 32,
+    "head": "gap",
+    "class_weighted_ce": False,
+    "augment": False,  # R6a 58.8 vs R6b 50.4 % val BA at this length (docs/isic.md)
     "max_ood": 200,
 }
 OVERRIDES = (
     ("image_size", int),
+    ("steps_per_epoch", int),
     ("width", float),
     ("weights", str),
     ("max_per_class", int),
@@ -72,7 +79,8 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
             type=kind,
             default=None,
             dest=key,
-            help=f"override (--quick: {QUICK[key]}; full: the paper's default)",
+            help=f"override (--quick: {'all' if QUICK[key] is None else QUICK[key]}; full: the "
+            "paper's default)",
         )
 
 
@@ -268,8 +276,9 @@ def report_markdown(s: dict) -> str:
         "on the test split.",
         "",
         f"Model: VGG-16 width {st['width']}, head `{st['head']}`, {st['image_size']} px, "
-        f"{st['epochs']} epochs (lr {st['lr']:g} halved every {st['lr_halve_every']}), batch "
-        f"{st['batch_size']}, at most {st['max_per_class'] or 'all'} images per class. "
+        f"{st['epochs']} epochs of {st['steps_per_epoch'] or 'one pass of'} steps (lr {st['lr']:g} "
+        f"halved every {st['lr_halve_every']}), batch {st['batch_size']}, at most "
+        f"{st['max_per_class'] or 'all'} images per class, augmentation {st['augment']}. "
         f"Weights actually loaded: **{s['weights_loaded']}** (requested: `{st['weights']}`). "
         f"Loss estimator: lambda {st['lambda_rank']}, margin {st['margin']}, ranks `{st['rank_target']}`, "
         f"pairs `{st['pair_reduction']}`; class-balanced sampling {st['balanced_sampling']}, "

@@ -99,6 +99,8 @@ def build_model(cfg: IsicConfig, num_classes: int, class_weights, steps_per_epoc
         dropout=cfg.dropout,
         l2=l2,
         head=cfg.head,
+        init=cfg.init,
+        batch_norm=cfg.batch_norm,
     )
     schedule = keras.optimizers.schedules.ExponentialDecay(
         cfg.lr,
@@ -178,6 +180,7 @@ def run_training(cfg: IsicConfig, out, *, resume=False, overwrite=False, strateg
 
     from data.dermoscopy import (
         Augment,
+        class_loss_shares,
         inverse_frequency_weights,
         lesion_split_test,
         make_dataset,
@@ -224,6 +227,11 @@ def run_training(cfg: IsicConfig, out, *, resume=False, overwrite=False, strateg
         "training counts " + ", ".join(f"{c} {n}" for c, n in zip(classes, counts, strict=True))
     )
     class_weights = inverse_frequency_weights(y_tr, len(classes))
+    shares = class_loss_shares(counts, cfg.balanced_sampling, cfg.class_weighted_ce)
+    log(
+        "share of the training loss per class (equal per-sample losses): "
+        + ", ".join(f"{c} {100 * s:.1f} %" for c, s in zip(classes, shares, strict=True))
+    )
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(tr) / cfg.batch_size))
     aug = (
         Augment(rotation_deg=cfg.rotation_deg, translation=cfg.translation) if cfg.augment else None

@@ -109,3 +109,69 @@ def test_saved_model_reloads_with_plain_load_model(tmp_path):
 def test_too_small_input():
     with pytest.raises(ValueError, match="at least 32x32"):
         vgg.build_vgg16_classifier((16, 16, 3), 2, width=0.0625)
+
+
+def test_he_init_scales_kernels_and_inputs(tmp_path):
+    # He-normal: kernel sd sqrt(2 / fan_in) (Keras rescales its truncated normal); Glorot-uniform:
+    # sd sqrt(2 / (fan_in + fan_out)). block3_conv1 at width 0.25: 3x3x32 -> 64.
+    keras.utils.set_random_seed(0)
+    he = vgg.build_vgg16_classifier((32, 32, 3), 5, width=0.25, init="he")
+    glorot = vgg.build_vgg16_classifier((32, 32, 3), 5, width=0.25)
+    fan_in, fan_out = 3 * 3 * 32, 3 * 3 * 64
+    k_he = he.get_layer("vgg16").get_layer("block3_conv1").kernel.numpy()
+    k_gl = glorot.get_layer("vgg16").get_layer("block3_conv1").kernel.numpy()
+    assert np.std(k_he) == pytest.approx(np.sqrt(2 / fan_in), rel=0.05)
+    assert np.std(k_gl) == pytest.approx(np.sqrt(2 / (fan_in + fan_out)), rel=0.05)
+    assert np.std(he.get_layer("fc1").kernel.numpy()) == pytest.approx(
+        np.sqrt(2 / 128), rel=0.05
+    )
+    # inputs: minus the ImageNet mean, divided by its sd under "he"; only the mean under "glorot"
+    x = np.array([[[[123.68 + 58.395, 116.779, 103.939 - 2 * 57.375]]]], np.float32)
+    np.testing.assert_allclose(he.get_layer("imagenet_mean")(x).numpy(), [[[[1, 0, -2]]]], atol=1e-5)
+    np.testing.assert_allclose(
+        glorot.get_layer("imagenet_mean")(x).numpy(), [[[[58.395, 0, -114.75]]]], rtol=1e-5
+    )
+    # full width goes through keras.applications.VGG16 and gets the He kernels too
+    full = vgg.build_vgg16_classifier((32, 32, 3), 2, width=1.0, init="he")
+    k = full.get_layer("vgg16").get_layer("block2_conv1").kernel.numpy()  # 3x3x64 -> 128
+    assert np.std(k) == pytest.approx(np.sqrt(2 / (9 * 64)), rel=0.05)
+    # loaded weights expect unscaled input: "he" with them is refused
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    base.save_weights(tmp_path / "w.weights.h5")
+    with pytest.raises(ValueError, match="init='he' is for random initialization"):
+        vgg.build_vgg16_classifier((32, 32, 3), 2, weights=str(tmp_path / "w.weights.h5"), init="he")
+    with pytest.raises(ValueError, match="init must be one of glorot, he"):
+        vgg.build_vgg16_classifier((32, 32, 3), 2, width=0.0625, init="lecun")
+
+
+def test_batch_norm_is_vgg16_bn_with_the_same_taps(tmp_path):
+    m = vgg.build_vgg16_classifier(
+        (32, 32, 3), 5, width=0.0625, batch_norm=True, loss_estimator=True
+    )
+    base = m.get_layer("vgg16")
+    bns = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    convs = [layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(bns) == 13 and len(convs) == 13 and not any(c.use_bias for c in convs)
+    # each tap is the ReLU after its convolution's batch norm
+    for tap in vgg.ESTIMATOR_TAPS:
+        assert isinstance(base.get_layer(tap), keras.layers.ReLU)
+        assert base.get_layer(tap).input is base.get_layer(f"{tap}_bn").output
+    # 13 BN layers of 4 x filters parameters each, minus the 13 conv biases
+    plain = vgg.build_vgg16_classifier((32, 32, 3), 5, width=0.0625, loss_estimator=True)
+    filters = [max(1, round(f * 0.0625)) for f, n in vgg.BLOCKS for _ in range(n)]
+    assert m.count_params() - plain.count_params() == sum(4 * f - f for f in filters)
+    # inference uses the moving statistics: a reloaded model predicts the same
+    x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    m.save(tmp_path / "bn.keras")
+    np.testing.assert_allclose(
+        keras.saving.load_model(tmp_path / "bn.keras").predict(x, verbose=0),
+        m.predict(x, verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    base_w = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    base_w.save_weights(tmp_path / "w.weights.h5")
+    with pytest.raises(ValueError, match="VGG-16-BN"):
+        vgg.build_vgg16_classifier(
+            (32, 32, 3), 2, weights=str(tmp_path / "w.weights.h5"), batch_norm=True
+        )

@@ -181,3 +181,26 @@ def test_real_ham10000(shared_data):
     assert {r.image_id: r.label for r in ham} == {r.image_id: r.label for r in records}
     images, masks = d.load_images(records[:4], 32, progress=False)
     assert images.shape == (4, 32, 32, 3) and masks.any(axis=(1, 2)).all()
+
+
+@pytest.mark.parametrize(
+    "balanced, weighted, expected",
+    [
+        # counts 80 / 20, N = 100, C = 2: w = 100 / (2 * 80) = 0.625 and 100 / (2 * 20) = 2.5
+        (False, False, [0.8, 0.2]),  # the data's own prior
+        (True, False, [0.5, 0.5]),  # one correction: equal
+        (False, True, [0.5, 0.5]),  # 0.8 * 0.625 = 0.5 = 0.2 * 2.5
+        (True, True, [0.2, 0.8]),  # both: 0.5 * 0.625 : 0.5 * 2.5 = 1 : 4, i.e. 1 / n_c
+    ],
+)
+def test_class_loss_shares_by_hand(balanced, weighted, expected):
+    shares = d.class_loss_shares([80, 20], balanced, weighted)
+    assert shares == pytest.approx(expected)
+
+
+def test_class_loss_shares_compound_on_ham10000_training_counts():
+    # seed 0's training counts with all images (MEL, NV, BCC, AK, DF): DF weighs 4694 / 81 = 58 x NV
+    shares = d.class_loss_shares([778, 4694, 359, 229, 81], True, True)
+    assert shares[4] / shares[1] == pytest.approx(4694 / 81)
+    with pytest.raises(ValueError, match="at least one training image"):
+        d.class_loss_shares([3, 0], True, True)

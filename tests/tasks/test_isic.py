@@ -185,6 +185,8 @@ def test_reproduce_writes_report_over_seeds(tmp_path, assert_png):
             "0.0625",
             "--epochs",
             "1",
+            "--steps-per-epoch",
+            "2",
             "--batch-size",
             "8",
             "--max-ood",
@@ -192,6 +194,11 @@ def test_reproduce_writes_report_over_seeds(tmp_path, assert_png):
         ]
     )
     results = json.loads((out / "results.json").read_text())
+    # the --quick recipe (docs/isic.md, "The CPU recipe") reaches the runs; flags override it
+    st = results["settings"]
+    assert st["head"] == "gap" and st["class_weighted_ce"] is False and st["balanced_sampling"]
+    assert st["max_per_class"] is None and st["lr_halve_every"] == 12
+    assert st["steps_per_epoch"] == 2 and st["epochs"] == 1 and st["image_size"] == 32
     # the paper's numbers as literals (Sec. 4.1 Findings: 77.9 % vs 73.1 %; Table 1 B-Box AUROC)
     assert results["paper_values"]["balanced_accuracy"] == [73.1, 77.9]
     assert results["paper_values"]["table1"]["b-box"]["auroc"] == [90.74, 98.74]
@@ -239,3 +246,40 @@ def test_real_ham10000_check(shared_data, tmp_path):
     )
     assert len(inside) == 25 and {r.label for r in held} == {"BKL", "VASC"}
     assert np.all([r.mask is not None for r in inside])
+
+
+def test_quick_is_a_named_preset_and_the_full_config_keeps_the_papers_settings():
+    import dataclasses
+
+    from tasks.isic.config import IsicConfig
+    from tasks.isic.reproduction import OVERRIDES, QUICK
+
+    full = IsicConfig()
+    fields = {f.name for f in dataclasses.fields(IsicConfig)}
+    assert set(QUICK) - {"max_ood"} <= fields
+    assert {k for k, _ in OVERRIDES} <= set(QUICK)
+    # Sec. 4.1 as stated: lr 1e-4 halved every 10 epochs, 50 epochs, batch 64, dropout 0.4, both
+    # imbalance remedies, augmentation, VGG-16 (fc head, no BN) from ImageNet weights
+    assert (full.lr, full.lr_halve_every, full.epochs, full.batch_size) == (1e-4, 10, 50, 64)
+    assert full.dropout == 0.4 and full.balanced_sampling and full.class_weighted_ce
+    assert full.augment and full.head == "fc" and full.weights == "imagenet"
+    assert full.init == "glorot" and not full.batch_norm and full.max_per_class is None
+    # the preset departs only where the ledger says so, and keeps the paper's lr and sampling
+    quick = IsicConfig(**{k: v for k, v in QUICK.items() if k != "max_ood"})
+    changed = {
+        f.name
+        for f in dataclasses.fields(IsicConfig)
+        if getattr(quick, f.name) != getattr(full, f.name)
+    }
+    assert changed == {
+        "image_size",
+        "width",
+        "weights",
+        "epochs",
+        "steps_per_epoch",
+        "lr_halve_every",
+        "batch_size",
+        "head",
+        "class_weighted_ce",
+    } | ({"augment"} if not QUICK["augment"] else set())
+    assert quick.lr == 1e-4 and quick.balanced_sampling
