@@ -192,9 +192,9 @@ def build_vgg16_classifier(
     base = _backbone(tuple(input_shape), width, weights_path, l2, init, batch_norm)
     inputs = keras.Input(tuple(input_shape), name="image")
     variance = [s**2 for s in IMAGENET_STD_RGB] if init == "he" else [1.0, 1.0, 1.0]
-    x = layers.Normalization(
-        mean=list(IMAGENET_MEAN_RGB), variance=variance, name="imagenet_mean"
-    )(inputs)
+    x = layers.Normalization(mean=list(IMAGENET_MEAN_RGB), variance=variance, name="imagenet_mean")(
+        inputs
+    )
     taps = ESTIMATOR_TAPS if loss_estimator else ()
     feature_model = keras.Model(
         base.input, [base.output, *[base.get_layer(t).output for t in taps]], name="vgg16"
@@ -234,9 +234,9 @@ def build_vgg16_classifier(
                 name=f"lossest_fc_{tap}",
             )(g)
         )
-    lhat = layers.Dense(1, kernel_initializer=kernel_init, kernel_regularizer=reg, name="loss_estimate")(
-        layers.Concatenate(name="lossest_concat")(branches)
-    )
+    lhat = layers.Dense(
+        1, kernel_initializer=kernel_init, kernel_regularizer=reg, name="loss_estimate"
+    )(layers.Concatenate(name="lossest_concat")(branches))
     out = layers.Concatenate(name="probs_and_loss")([probs, lhat])
     return keras.Model(inputs, out, name=name or "vgg16_loss_estimator")
 

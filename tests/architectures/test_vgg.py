@@ -122,12 +122,12 @@ def test_he_init_scales_kernels_and_inputs(tmp_path):
     k_gl = glorot.get_layer("vgg16").get_layer("block3_conv1").kernel.numpy()
     assert np.std(k_he) == pytest.approx(np.sqrt(2 / fan_in), rel=0.05)
     assert np.std(k_gl) == pytest.approx(np.sqrt(2 / (fan_in + fan_out)), rel=0.05)
-    assert np.std(he.get_layer("fc1").kernel.numpy()) == pytest.approx(
-        np.sqrt(2 / 128), rel=0.05
-    )
+    assert np.std(he.get_layer("fc1").kernel.numpy()) == pytest.approx(np.sqrt(2 / 128), rel=0.05)
     # inputs: minus the ImageNet mean, divided by its sd under "he"; only the mean under "glorot"
     x = np.array([[[[123.68 + 58.395, 116.779, 103.939 - 2 * 57.375]]]], np.float32)
-    np.testing.assert_allclose(he.get_layer("imagenet_mean")(x).numpy(), [[[[1, 0, -2]]]], atol=1e-5)
+    np.testing.assert_allclose(
+        he.get_layer("imagenet_mean")(x).numpy(), [[[[1, 0, -2]]]], atol=1e-5
+    )
     np.testing.assert_allclose(
         glorot.get_layer("imagenet_mean")(x).numpy(), [[[[58.395, 0, -114.75]]]], rtol=1e-5
     )
@@ -139,7 +139,9 @@ def test_he_init_scales_kernels_and_inputs(tmp_path):
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
     base.save_weights(tmp_path / "w.weights.h5")
     with pytest.raises(ValueError, match="init='he' is for random initialization"):
-        vgg.build_vgg16_classifier((32, 32, 3), 2, weights=str(tmp_path / "w.weights.h5"), init="he")
+        vgg.build_vgg16_classifier(
+            (32, 32, 3), 2, weights=str(tmp_path / "w.weights.h5"), init="he"
+        )
     with pytest.raises(ValueError, match="init must be one of glorot, he"):
         vgg.build_vgg16_classifier((32, 32, 3), 2, width=0.0625, init="lecun")
 

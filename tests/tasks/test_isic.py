@@ -44,7 +44,9 @@ def test_config_defaults_are_the_papers():
     assert c.classes == ["MEL", "NV", "BCC", "AK", "DF"]
     # decided where the paper is silent or ambiguous (docs/isic.md, deviation ledger)
     assert (c.test_fraction, c.head, c.rank_target, c.pair_reduction) == (0.2, "fc", "ce", "mean")
-    assert c.balanced_sampling and c.class_weighted_ce  # "weighted random sampling and a weighted CE"
+    assert (
+        c.balanced_sampling and c.class_weighted_ce
+    )  # "weighted random sampling and a weighted CE"
     # "The hyperparameters T and eta were fine tuned for both the models using the NCT dataset"
     assert EvalConfig().odin_tune_set == "histology"
 
@@ -112,7 +114,10 @@ def test_train_and_evaluate_loss_estimator(tmp_path, assert_png):
 
     split["val"].append("ISIC_GONE")
     (run / "split.json").write_text(json.dumps(split))
-    with pytest.raises(DataError, match=r"the run's validation split names images that are not there: \['ISIC_GONE'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"the run's validation split names images that are not there: \['ISIC_GONE'\]",
+    ):
         build_eval_data(run, EvalConfig(ood_sets=["b-box"]))
     from training.rundir import RunDirError
 
