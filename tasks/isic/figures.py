@@ -103,3 +103,39 @@ def plot_summary(summary: dict, path) -> None:
     a2.set_title(f"ODIN OOD detection (cf. Table 1, Fig. 5); † tuning set ({tuned})")
     a2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3)
     io.save_figure(fig, path)
+
+
+def plot_learning_curves(histories: dict, path) -> None:
+    """Validation balanced accuracy per epoch, one line per seed, one panel per model.
+
+    ``histories[model]`` is a list of ``history.csv`` paths (columns ``epoch`` and
+    ``val_balanced_accuracy``); the marker is the epoch the checkpoint kept (the maximum). Shows
+    whether a run was still improving when it stopped (the evidence for what limits a recipe).
+    """
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from training import io
+
+    names = list(histories)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for k, file in enumerate(histories[name]):
+            with open(file, newline="") as f:
+                rows = list(csv.DictReader(f))
+            epoch = np.array([int(r["epoch"]) for r in rows])
+            value = 100 * np.array([float(r["val_balanced_accuracy"]) for r in rows])
+            (line,) = ax.plot(epoch, value, lw=1, label=f"run {k + 1}")
+            best = int(np.argmax(value))
+            ax.plot(epoch[best], value[best], "o", color=line.get_color())
+        ax.axhline(20, color="grey", lw=0.6, ls=":")  # chance with 5 classes
+        ax.set_title(f"{name}: validation balanced accuracy")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("%")
+        ax.legend(fontsize=7)
+    io.save_figure(fig, path)

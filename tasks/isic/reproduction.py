@@ -16,7 +16,7 @@ from tasks.common import model_of_run
 from tasks.isic import paper
 from tasks.isic.config import EvalConfig, IsicConfig, log
 from tasks.isic.evaluation import build_eval_data, evaluate_model
-from tasks.isic.figures import plot_scores, plot_summary
+from tasks.isic.figures import plot_learning_curves, plot_scores, plot_summary
 from tasks.isic.training import run_training
 
 MODELS = (("vanilla", "ce"), ("proposed", "ce+loss-estimator"))
@@ -154,6 +154,9 @@ def reproduce(args) -> Path:
     io.write_json(out / "results.json", summary)
     plot_summary(summary, out / "summary.png")
     plot_scores(scores, out / "odin_scores.png")
+    plot_learning_curves(
+        {key: [r["history"] for r in rs] for key, rs in runs.items()}, out / "learning_curves.png"
+    )
     io.write_text(out / "report.md", report_markdown(summary))
     log(f"wrote {out / 'report.md'}, {out / 'results.json'}, {out / 'summary.png'}")
     return out
@@ -358,4 +361,5 @@ def report_markdown(s: dict) -> str:
     lines += [f"- `{k}`: {t}" for k, t in paper.SETS.items()]
     lines += [f"- natural photographs used: {', '.join(s['natural_photographs'])}"]
     lines += ["", "![summary](summary.png)", "", "![ODIN scores](odin_scores.png)", ""]
+    lines += ["![validation balanced accuracy per epoch](learning_curves.png)", ""]
     return "\n".join(lines)

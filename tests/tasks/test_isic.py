@@ -229,6 +229,7 @@ def test_reproduce_writes_report_over_seeds(tmp_path, assert_png):
     assert "| b-box | " in report and "| 90.74 / 98.74 |" in report  # the paper beside ours
     assert "Weights actually loaded: **none: random initialization**" in report
     assert_png(out / "summary.png")
+    assert_png(out / "learning_curves.png")
 
 
 def test_seed_spread_comparison():
