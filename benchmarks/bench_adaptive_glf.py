@@ -78,6 +78,16 @@ class StepTimer(keras.callbacks.Callback):
         return np.diff(self.starts)[skip:], np.diff(self.cpu)[skip:]
 
 
+
+def epoch_batches(n: int, batch: int, epochs: int, seed: int = 0) -> list:
+    """Index batches of ``epochs`` shuffled passes over ``n`` samples (full batches only)."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        batches += [order[i : i + batch] for i in range(0, n - batch + 1, batch)]
+    return batches
+
 def synthetic_blobs(n, size, seed=0):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
@@ -208,13 +218,7 @@ def cmd_hybrid(args):
         r["cpu_ratio"] = r["median_cpu_s"] / base["median_cpu_s"]
 
     # --- agreement along an exact-mode training run
-    rng = np.random.default_rng(0)
-    batches = []
-    for _ in range(args.epochs):
-        order = rng.permutation(len(x))
-        batches += [
-            order[i : i + args.batch] for i in range(0, len(x) - args.batch + 1, args.batch)
-        ]
+    batches = epoch_batches(len(x), args.batch, args.epochs)
     loss = keras_losses.GeneralizedLoss()
     model, _ = prepare_adaptive_glf(build(args), loss, "exp", keras.optimizers.Adam(args.lr))
     scores = tf.function(model.candidate_scores)
@@ -284,13 +288,7 @@ def cmd_lung(args):
     x, y = lung_patches(args.size)
     out = Path(args.out or tempfile.mkdtemp(prefix="glf_lung_"))
     print(f"lung val patches {x.shape}, tumour fraction {y.mean():.3f}; runs in {out}", flush=True)
-    rng = np.random.default_rng(0)
-    batches = []
-    for _ in range(args.epochs):
-        order = rng.permutation(len(x))
-        batches += [
-            order[i : i + args.batch] for i in range(0, len(x) - args.batch + 1, args.batch)
-        ]
+    batches = epoch_batches(len(x), args.batch, args.epochs)
 
     # --- exploratory (exact), with the first-order choice computed on the same state
     loss = keras_losses.GeneralizedLoss()

@@ -7,23 +7,8 @@ import numpy as np
 import pytest
 
 import keras_losses
-from architectures.unet import build_unet
 from keras_losses.adaptive import ACTIONS, ExploratoryGLFModel, prepare_adaptive_glf
-
-
-def blobs(n=8, size=32, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    y = np.zeros((n, size, size, 1), "float32")
-    for i in range(n):
-        cy, cx = rng.integers(6, size - 6, 2)
-        y[i, ..., 0] = (yy - cy) ** 2 + (xx - cx) ** 2 <= rng.integers(2, 5) ** 2
-    return (y + 0.3 * rng.standard_normal(y.shape)).astype("float32"), y
-
-
-def tiny_unet(seed=1):
-    keras.utils.set_random_seed(seed)
-    return build_unet((32, 32, 1), depth=2, base_filters=4)
+from tests.keras_losses.test_adaptive import blobs, tiny_unet
 
 
 # (exact scores, first-order scores, k) -> the hybrid's action; 4 candidates for readability
