@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import keras
@@ -145,15 +146,18 @@ def bound_state(value: float, lo: float | None, hi: float | None) -> str:
     return ""
 
 
-def summarize_trajectory(rows: list[dict], band=(0.5, 2.0)) -> dict:
+def summarize_trajectory(rows, band=(0.5, 2.0)) -> dict:
     """What a trajectory did, for reports (Seo et al. 2021, Fig. 6: "The parameters alpha_P and
     alpha_N oscillate around 1 while the parameter beta^2 remains larger than 1").
 
+    ``rows``: the rows of :func:`read_trajectory`, or the path of a ``glf_trajectory.csv``.
     Returns final values, per coefficient the fraction of steps whose next value sat at the
     floor/ceiling (LIMITS) or at a user clip bound, the fraction of steps the guard froze
     alpha_P/alpha_N, the fraction of steps alpha_P, alpha_N lay in ``band`` and beta^2 > 1, and
     whether each held for most (> 50 %) of training.
     """
+    if isinstance(rows, (str, os.PathLike)):
+        rows = read_trajectory(rows)
     n = len(rows)
     if n == 0:
         return {"steps": 0}

@@ -282,7 +282,7 @@ def test_exploratory_candidates_stop_at_the_floor():
         ExploratoryGLFModel(tiny_unet(), bounds=(0.0, 1.0))
 
 
-def test_trajectory_summary_counts_bounds_guard_and_fig6_band():
+def test_trajectory_summary_counts_bounds_guard_and_fig6_band(tmp_path):
     from keras_losses.adaptive.trajectory import summarize_trajectory
 
     rows = [
@@ -301,6 +301,16 @@ def test_trajectory_summary_counts_bounds_guard_and_fig6_band():
     assert s["fig6"]["beta2_above_1_fraction"] == 0.75
     assert not s["fig6"]["alphas_in_band_most_of_training"]
     assert s["fig6"]["beta2_above_1_most_of_training"]
+    # The path of a glf_trajectory.csv gives the same summary as its rows.
+    import csv
+
+    path = tmp_path / "glf_trajectory.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["next_alpha_p", "next_alpha_n", "next_beta2", "guard", "alpha_p_bound"])
+        writer.writeheader()
+        writer.writerows(rows)
+    assert summarize_trajectory(path) == s
+    assert summarize_trajectory(str(path)) == s
 
 
 @pytest.mark.parametrize(
