@@ -200,6 +200,7 @@ def train_config(
     import keras
 
     from data.ct import prepare_ct_data
+    from keras_losses.adaptive.trajectory import summarize_trajectory
     from tasks.common import seed_everything
     from training.fit import fit_model
     from training.rundir import RunDir
@@ -255,8 +256,10 @@ def train_config(
     if not run_dir.chief:
         return run_dir.path
     trajectory = run_dir / "glf_trajectory.csv"
+    glf = None
     if trajectory.exists():
         plot_trajectory_figures({cfg.loss: trajectory}, run_dir.path)
+        glf = summarize_trajectory(trajectory)
     best = (
         keras.saving.load_model(run_dir / "best.keras", compile=False)  # inference only
         if (run_dir / "best.keras").exists()
@@ -264,7 +267,7 @@ def train_config(
     )
     result = evaluate_models({cfg.loss: best}, cfg, run_dir.path / "eval", data=data)
     summary = result["models"][cfg.loss]
-    run_dir.mark_complete(train_seconds=round(seconds, 1), test=summary)
+    run_dir.mark_complete(train_seconds=round(seconds, 1), test=summary, **({"glf": glf} if glf else {}))
     ts, tf = summary["tumour_slices"], summary["tumour_free_slices"]
     print(
         f"Run {run_dir.path} complete in {seconds:.0f} s. Test: tumour slices (n={ts['n']}) "
@@ -272,7 +275,30 @@ def train_config(
         f"tumour-free Dice (n={tf['n']}) {_fmt(tf['dice'])}. Figures in {run_dir.path / 'eval'}",
         flush=True,
     )
+    if glf:
+        print(trajectory_line(glf), flush=True)
     return run_dir.path
+
+
+def trajectory_line(glf: dict) -> str:
+    """One line on what the adaptive rule did, from :func:`summarize_trajectory`: the final
+    coefficients, the share of steps each sat at the numeric floor/ceiling, and Fig. 6's
+    pattern ("alpha_P and alpha_N oscillate around 1 while ... beta^2 remains larger than 1")."""
+    from keras_losses.adaptive.trajectory import LIMITS
+
+    names = {"alpha_p": "alpha_P", "alpha_n": "alpha_N", "beta2": "beta^2"}
+    final = ", ".join(f"{names[k]} {v:.3g}" for k, v in glf["final"].items())
+    bound = ", ".join(f"{names[k]} {100 * v['floor_or_ceiling']:.1f} %" for k, v in glf["at_bound_fraction"].items())
+    fig6 = glf["fig6"]
+    held = fig6["alphas_in_band_most_of_training"] and fig6["beta2_above_1_most_of_training"]
+    line = (
+        f"GLF coefficients after {glf['steps']} steps: {final}; steps at the floor/ceiling "
+        f"{LIMITS[0]:g}/{LIMITS[1]:g}: {bound}; Fig. 6's pattern (alphas in [0.5, 2] and beta^2 > 1 for "
+        f"most steps): {'yes' if held else 'no'}."
+    )
+    if glf["max_at_bound_fraction"] > 0.2:
+        line += " A coefficient sat at a limit for more than 20 % of the steps: see docs/lung.md (issue 15)."
+    return line
 
 
 def _fmt(value) -> str:

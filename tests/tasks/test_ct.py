@@ -366,3 +366,26 @@ def test_output_layer_flag_reaches_the_munet():
     model = build_model(CTConfig(output_layer="softmax2", **tiny))
     assert "mask_logits" in {layer.name for layer in model.layers}
     assert model.output_shape == (None, 16, 16, 1)
+
+
+def test_glf_run_ends_with_a_line_on_the_coefficients():
+    from tasks.ct.training import trajectory_line
+
+    glf = {
+        "steps": 240,
+        "final": {"alpha_p": 1.0, "alpha_n": 1e6, "beta2": 0.8685},
+        "at_bound_fraction": {
+            "alpha_p": {"floor_or_ceiling": 0.0, "clip_bound": 0.0},
+            "alpha_n": {"floor_or_ceiling": 0.825, "clip_bound": 0.0},
+            "beta2": {"floor_or_ceiling": 0.0, "clip_bound": 0.0},
+        },
+        "max_at_bound_fraction": 0.825,
+        "fig6": {"alphas_in_band_most_of_training": False, "beta2_above_1_most_of_training": True},
+    }
+    line = trajectory_line(glf)
+    assert line.startswith("GLF coefficients after 240 steps: alpha_P 1, alpha_N 1e+06, beta^2 0.869;")
+    assert "floor/ceiling 1e-06/1e+06: alpha_P 0.0 %, alpha_N 82.5 %, beta^2 0.0 %" in line
+    assert "(alphas in [0.5, 2] and beta^2 > 1 for most steps): no." in line
+    assert line.endswith("see docs/lung.md (issue 15).")
+    glf.update(max_at_bound_fraction=0.1, fig6={"alphas_in_band_most_of_training": True, "beta2_above_1_most_of_training": True})
+    assert trajectory_line(glf).endswith("most steps): yes.")
