@@ -1,0 +1,151 @@
+"""The exploratory adaptive-GLF search (Seo et al. 2021, Fig. 2a): the exact search against the
+naive 27-copy reference, the closed-form candidate updates, saving, and the numeric floor."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_losses
+from architectures.unet import build_unet
+from keras_losses.adaptive import (
+    ACTIONS,
+    ExploratoryGLFModel,
+    glf_count_derivatives,
+    prepare_adaptive_glf,
+)
+from tests.keras_losses.test_adaptive import blobs, tiny_unet
+
+
+def test_count_derivatives_match_autodiff():
+    tp, fp, y_sum = tf.Variable(12.0), tf.Variable(30.0), 20.0
+    coeffs = np.array([[1.0, 1.0, 1.0], [0.5, 2.0, 1.5], [1.3, 0.7, 0.2]], "float32")
+    d_tp, d_fp = glf_count_derivatives(
+        tp, fp, y_sum - tp, coeffs[:, 0], coeffs[:, 1], coeffs[:, 2], 1e-6
+    )
+    for i, (ap, an, b2) in enumerate(coeffs):
+        with tf.GradientTape() as tape:
+            loss = keras_losses.GeneralizedLoss.from_counts(tp, fp, y_sum - tp, ap, an, b2, 1e-6)
+        g_tp, g_fp = tape.gradient(loss, [tp, fp])
+        np.testing.assert_allclose([d_tp[i], d_fp[i]], [g_tp, g_fp], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: keras.optimizers.Adam(1e-2),
+        lambda: keras.optimizers.Adam(1e-2, amsgrad=True),
+        lambda: keras.optimizers.AdamW(1e-2, weight_decay=0.1),
+        lambda: keras.optimizers.SGD(1e-2, momentum=0.9, nesterov=True),
+        lambda: keras.optimizers.SGD(1e-2),
+    ],
+)
+def test_closed_form_candidate_update_matches_the_optimizer(make):
+    net = build_unet((16, 16, 1), depth=1, base_filters=2, batch_norm=False)
+    model = ExploratoryGLFModel(net)
+    model.compile(optimizer=make(), loss=keras_losses.GeneralizedLoss())
+    variables = net.trainable_variables
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # the second step has non-zero moments
+        grads = [tf.constant(rng.standard_normal(v.shape), tf.float32) for v in variables]
+        if not model.optimizer.built:
+            model.optimizer.build(variables)
+        predicted = [np.array(w) for w in model._candidate_weights(grads, variables)]
+        model.optimizer.apply(grads, variables)
+        for p, v in zip(predicted, variables, strict=True):
+            np.testing.assert_allclose(p, v.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_exploratory_candidates_stop_at_the_floor():
+    from keras_losses.adaptive.trajectory import LIMITS
+
+    loss = keras_losses.GeneralizedLoss(alpha_p=LIMITS[0], alpha_n=1.0, beta2=LIMITS[1])
+    model = ExploratoryGLFModel(tiny_unet())
+    assert model.bounds == LIMITS
+    cand = model._candidates(loss).numpy()
+    assert cand[:, 0].min() == pytest.approx(LIMITS[0]) and cand[:, 2].max() == pytest.approx(
+        LIMITS[1]
+    )
+    with pytest.raises(ValueError, match="bounds"):
+        ExploratoryGLFModel(tiny_unet(), bounds=(0.0, 1.0))
+
+
+def test_exact_search_equals_naive_27_copy_reference():
+    x, y = blobs(8)
+    runs = {}
+    for rule in ("exp", "exp-naive"):
+        loss = keras_losses.GeneralizedLoss()
+        model, callbacks = prepare_adaptive_glf(
+            tiny_unet(), loss, rule, keras.optimizers.Adam(1e-2)
+        )
+        history = model.fit(
+            x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, callbacks=callbacks
+        )
+        runs[rule] = (callbacks[0].rows, model.network.get_weights(), loss.coefficients, history)
+    exact_rows, exact_w, exact_c, _ = runs["exp"]
+    naive_rows, naive_w, naive_c, _ = runs["exp-naive"]
+    steps, lr = 4, 1e-2
+    assert len(exact_rows) == steps
+    # the search must choose exactly the same action at every step, and a real one:
+    # (1, 1, 1) unchanged after 4 steps would let a search that never moves pass
+    assert [r["action"] for r in exact_rows] == [r["action"] for r in naive_rows]
+    assert exact_c != pytest.approx({"alpha_p": 1.0, "alpha_n": 1.0, "beta2": 1.0})
+    # Weights: the two paths sum the same float32 gradients in a different order, and oneDNN
+    # picks the order per CPU. Adam normalises each update to about lr, so a gradient within
+    # rounding of zero can move a weight by up to lr either way: one weight of 2,304 differed
+    # by 1.06e-5 on another machine. Allow 0.1 % of the largest possible movement per step;
+    # a wrong action or a wrong gradient moves weights by O(lr) = 1e-2.
+    atol = steps * lr * 1e-3  # 4e-5
+    for a, b in zip(exact_w, naive_w, strict=True):  # includes batch-norm moving statistics
+        np.testing.assert_allclose(a, b, atol=atol, rtol=1e-4)
+    assert exact_c == pytest.approx(naive_c, rel=1e-6)
+    for a, b in zip(exact_rows, naive_rows, strict=True):
+        assert a["score"] == pytest.approx(b["score"], rel=1e-4)
+
+
+def test_candidate_scores_leave_state_alone_and_first_order_is_close():
+    x, y = blobs(4)
+    model, _ = prepare_adaptive_glf(
+        tiny_unet(), keras_losses.GeneralizedLoss(), "exp", keras.optimizers.Adam(1e-3)
+    )
+    before = [w.copy() for w in model.get_weights()]
+    exact, first = (np.array(s) for s in model.candidate_scores(x, y))
+    assert exact.shape == first.shape == (len(ACTIONS),)
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # a small step: the linearisation is accurate to well under the spread of the scores
+    np.testing.assert_allclose(first, exact, rtol=1e-3)
+
+
+def test_exploratory_refuses_what_it_cannot_do_exactly():
+    x, y = blobs(4)
+    model, _ = prepare_adaptive_glf(
+        tiny_unet(), keras_losses.GeneralizedLoss(), "exp", keras.optimizers.RMSprop()
+    )
+    with pytest.raises(ValueError, match="RMSprop"):
+        model.train_on_batch(x, y)
+    with pytest.raises(ValueError, match="per_image"):
+        prepare_adaptive_glf(
+            tiny_unet(), keras_losses.GeneralizedLoss(per_image=True), "exp", "adam"
+        )[0].train_on_batch(x, y)
+    with pytest.raises(ValueError, match="rule"):
+        prepare_adaptive_glf(tiny_unet(), keras_losses.GeneralizedLoss(), "greedy", "adam")
+
+
+def test_exploratory_model_saves_and_reloads(tmp_path):
+    x, y = blobs(4)
+    loss = keras_losses.GeneralizedLoss()
+    model, callbacks = prepare_adaptive_glf(
+        tiny_unet(), loss, "exp-first-order", "adam", run_dir=tmp_path
+    )
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=callbacks)
+    assert loss.coefficients != {"alpha_p": 1.0, "alpha_n": 1.0, "beta2": 1.0}
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(reloaded, ExploratoryGLFModel) and reloaded.mode == "first-order"
+    assert reloaded.loss.coefficients == loss.coefficients
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
