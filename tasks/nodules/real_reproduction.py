@@ -110,6 +110,7 @@ def evaluate_real(args, model, cfg: dict) -> dict:
 
     run_path = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
     out = Path(args.out) if args.out else run_path / "evaluation"
+    seen = None
     if args.data_dir:
         found = load_nodules(args.data_dir, crop_spec(cfg), log=log)
         for message in found.skipped:
@@ -117,6 +118,13 @@ def evaluate_real(args, model, cfg: dict) -> dict:
         keep = found.labels >= 0
         hu = np.array([r["mean_hu"] for r in found.info], np.float32)
         tests = {Path(args.data_dir).name: (found.images[keep], found.labels[keep], hu[keep])}
+        seen = nodules_of_seen_patients(cfg, [r["patient_id"] for r, k in zip(found.info, keep, strict=True) if k])
+        if seen:
+            log(
+                f"warning: {seen} of the {int(keep.sum())} nodules of {args.data_dir} belong to the training or "
+                "validation patients of this run's split, so these numbers are not held out (without --data-dir: the "
+                "run's test patients)"
+            )
     else:
         tests = real_test_sets(cfg)
     rows = evaluate_real_model(model, cfg, tests)
@@ -124,6 +132,8 @@ def evaluate_real(args, model, cfg: dict) -> dict:
     for r in rows:
         log(f"{title}, test {r['test']}: acc {r['acc']:.3f} balanced {r['balanced_acc']:.3f} se {r['se']:.3f} sp {r['sp']:.3f}")
     metrics = {"model": str(args.model), "loss": cfg["loss"], "scenario": cfg["scenario"], "results": rows}
+    if seen is not None:
+        metrics["nodules_of_training_or_validation_patients"] = seen
     io.write_json(out / "metrics.json", metrics)
     if not args.no_figures:
         sets = {k: (x, y) for k, (x, y, _) in tests.items()}
@@ -135,6 +145,18 @@ def evaluate_real(args, model, cfg: dict) -> dict:
         io.save_figure(saliency_figure([(cfg["loss"], saliency_row(model, sets))], title), out / "saliency.png")
     log(f"wrote {out / 'metrics.json'}")
     return metrics
+
+
+def nodules_of_seen_patients(cfg: dict, patient_ids) -> int:
+    """How many of ``patient_ids`` (one per nodule) are the run's training or validation
+    patients; 0 when the run's own data folder is not there to tell."""
+    from tasks.nodules.real import nodules_of, split_patients
+
+    if not Path(cfg["data_dir"]).is_dir():
+        return 0
+    own = [r["patient_id"] for r in nodules_of(cfg).info]
+    parts = split_patients(own, int(cfg["seed"]), float(cfg["val_fraction"]), float(cfg["test_fraction"]))
+    return sum(parts.get(p) in ("train", "val") for p in patient_ids)
 
 
 def figure_sets(cfg: dict) -> dict:

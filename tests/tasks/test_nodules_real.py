@@ -116,8 +116,12 @@ def test_real_run_trains_evaluates_and_predicts(tmp_path, assert_png):
     for r in metrics["results"]:
         assert r["tp"] + r["fn"] == r["n_malignant"] and r["tn"] + r["fp"] == r["n_benign"]
     assert evaluate.main([str(run), "--data-dir", str(folder), "--out", str(tmp_path / "ev")]) == 0
-    (all_nodules,) = json.loads((tmp_path / "ev" / "metrics.json").read_text())["results"]
+    ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    (all_nodules,) = ev["results"]
     assert all_nodules["n_malignant"] + all_nodules["n_benign"] == 32
+    # The run's own folder holds its training and validation patients: counted and warned about.
+    parts = split_patients([f"P-{i:04d}" for i in range(16)], config["seed"], config["val_fraction"], config["test_fraction"])
+    assert ev["nodules_of_training_or_validation_patients"] == 2 * sum(v != "test" for v in parts.values()) > 0
     assert_png(tmp_path / "ev" / "saliency.png")
     # predict.py: a folder of nodules the run has never seen, one without a mask, no table.
     new = tmp_path / "new"
