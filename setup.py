@@ -48,5 +48,8 @@ setup(
         "h5py>=3.10",
         "pillow>=10",  # data.validate.check_image: full decode catches truncated JPEG/PNG
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.5"]},
+    extras_require={
+        # medpy: the reference HD95 that evaluation/surface_distance.py is tested against
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.5", "medpy>=0.5"],
+    },
 )
