@@ -6,6 +6,7 @@
     python reproduce.py nodules-real --data-dir ../shared/data/lidc_nodules --out DIR  # the same on real nodules
     python reproduce.py lossest    [--quick] --data-dir ../shared/data/ham10000  # Narayanaswamy et al.
     python reproduce.py robustness [--quick] --data-dir .../Task04_Hippocampus   # Rajput 2021
+    python reproduce.py loss-benchmark [--quick] [--max-runs N]   # every loss, Ma et al. 2021
 
 A bad flag or bad data ends in one ``error:`` line and exit status 2 (``--debug`` shows the
 traceback).
@@ -29,6 +30,7 @@ DESCRIPTIONS = {
     "nodules-real": "beyond Baltatzis et al. 2021: CE vs contrastive under attribute shifts of real LIDC-IDRI nodules",
     "lossest": "Narayanaswamy et al. 2021: loss estimator vs vanilla, ODIN OOD detection",
     "robustness": "Rajput 2021: BCE/Dice/Focal combinations under gradient pixel attacks",
+    "loss-benchmark": "every segmentation loss of the library, one recipe, hippocampus and lung patches",
 }
 
 

@@ -30,6 +30,7 @@ REPRODUCTIONS = {
     "nodules-real": "tasks.nodules.real_reproduction",
     "lossest": "tasks.isic",
     "robustness": "tasks.hippocampus",
+    "loss-benchmark": "tasks.lossbench",
 }
 
 

@@ -1,0 +1,176 @@
+"""The loss benchmark: its loss table covers the library, the stopping rule, ranks, and the
+whole pipeline on tiny data (train, resume, test, results.json, report, figures)."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import keras_losses
+import reproduce
+from tasks.lossbench import losses, report
+from tasks.lossbench.runs import PlateauStop, foreground_dice
+from tests.tasks.test_hippocampus import write_msd
+
+
+def test_every_exported_loss_is_benchmarked_or_excluded_with_a_reason():
+    entered = {s.library_class for s in losses.SPECS if s.library_class}
+    classes = {
+        name
+        for name in keras_losses.__all__
+        if isinstance(getattr(keras_losses, name), type)
+        and issubclass(
+            getattr(keras_losses, name), (keras.losses.Loss, keras.callbacks.Callback, keras.Model)
+        )
+    }
+    assert classes - entered - set(losses.NOT_SEGMENTATION) == set()
+    assert set(losses.NOT_SEGMENTATION) <= classes | {"CombinedLoss"}
+
+
+def test_adaptive_rules_enter_the_binary_task_only():
+    assert all(s.tasks == ("lung",) for s in losses.SPECS if s.adaptive)
+    names = [s.name for s in losses.specs_for("hippocampus")]
+    assert "G(D)" not in names and "CE" in names
+    with pytest.raises(ValueError, match="unknown"):
+        losses.specs_for("lung", ["NoSuchLoss"])
+
+
+class _Model:
+    stop_training = False
+
+
+@pytest.mark.parametrize(
+    "values,patience,stops_at",
+    [
+        ([0.1, 0.2, 0.3, 0.4], 2, None),  # still gaining
+        ([0.5, 0.5, 0.5], 2, 3),  # no gain twice after the first epoch
+        ([0.5, 0.501, 0.6, 0.6, 0.6], 2, 5),  # +0.001 is not a gain above min_delta 0.002
+        ([0.5, float("nan"), 0.49], 2, 3),
+    ],
+)
+def test_plateau_stop_rule(values, patience, stops_at):
+    stop = PlateauStop(patience, 0.002)
+    stop.set_model(_Model())
+    stopped = None
+    for epoch, v in enumerate(values):
+        stop.on_epoch_end(epoch, {"val_dice": v})
+        if stop.model.stop_training and stopped is None:
+            stopped = epoch + 1
+    assert stopped == stops_at
+    restored = PlateauStop(patience, 0.002)
+    restored.set_state(json.loads(json.dumps(stop.get_state())))
+    assert restored.get_state() == stop.get_state()
+
+
+def test_foreground_dice_by_hand():
+    # shape: (1, 2, 3); class 1: 2 TP of 3 + 2 -> 0.8; class 2: absent in both -> 1
+    true = np.array([[[1, 1, 0], [0, 0, 0]]])
+    pred = np.array([[[1, 1, 1], [0, 0, 0]]])
+    assert foreground_dice(pred, true, 3) == pytest.approx((0.8 + 1.0) / 2)
+    assert foreground_dice(pred, true, 1) == pytest.approx(0.8)
+
+
+def test_ranks_average_ties_and_missing_values_last():
+    assert report.ranks({"a": 0.9, "b": 0.8, "c": 0.9, "d": None}, "higher") == {
+        "a": 1.5,
+        "b": 3.0,
+        "c": 1.5,
+        "d": 4.0,
+    }
+    assert report.ranks({"a": 3.0, "b": 1.0}, "lower") == {"a": 2.0, "b": 1.0}
+
+
+def test_summary_mean_sd_and_empty_counts():
+    def metrics(d, h, empty):
+        cls = {
+            "dice": d,
+            "hd95_mm": h,
+            "empty_prediction": empty,
+            "empty_label": 0,
+            "both_empty": 1,
+        }
+        return {"dice": d, "hd95_mm": h, "per_class": {"tumour": cls}, "plateau": True, "epochs": 3}
+
+    runs = {
+        "lung": {
+            "A": {"0": metrics(0.5, 4.0, 1), "1": metrics(0.7, 6.0, 0)},
+            "B": {"0": metrics(0.4, 2.0, 0)},
+        }
+    }
+    s = report.summarise(runs)["lung"]
+    assert s["A"]["dice"]["mean"] == pytest.approx(0.6)
+    assert s["A"]["dice"]["sd"] == pytest.approx(math.sqrt(0.02))
+    assert s["B"]["dice"]["sd"] is None
+    assert (s["A"]["rank_dice"], s["A"]["rank_hd95_mm"]) == (1.0, 2.0)
+    assert s["A"]["per_class"]["tumour"]["empty_prediction"] == 1
+    assert "| A | 60.0 ± 14.1 | 5.0 ± 1.4 | 1 | 2 | 2 | 2/2 | 1 |" in report.table({"lung": s})
+
+
+@pytest.fixture
+def tiny_data(tmp_path, patch_dir):
+    hip = tmp_path / "hip"
+    write_msd(hip, n_volumes=6, shape=(12, 14, 4))
+    return hip, patch_dir
+
+
+def test_pipeline_end_to_end_and_resume(tiny_data, tmp_path, assert_png, capsys):
+    hip, lung = tiny_data
+    out = tmp_path / "bench"
+    argv = [
+        "loss-benchmark",
+        "--quick",
+        "--out",
+        str(out),
+        "--seeds",
+        "0",
+        "--losses",
+        "CE,G(D)",
+        "--hippocampus-dir",
+        str(hip),
+        "--lung-dir",
+        str(lung),
+        "--size",
+        "16",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    assert reproduce.main([*argv, "--max-runs", "2"]) == 0
+    first = json.loads((out / "results.json").read_text())
+    assert len(first["remaining_runs"]) == 3 - 2
+    assert reproduce.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["remaining_runs"] == []
+    assert set(results["summary"]) == {"hippocampus", "lung"}
+    assert set(results["summary"]["hippocampus"]) == {"CE"}
+    assert set(results["summary"]["lung"]) == {"CE", "G(D)"}
+    run = results["runs"]["hippocampus"]["CE"]["0"]
+    assert set(run["per_class"]) == {"anterior", "posterior"}
+    n_test = len(json.loads((out / "runs/hippocampus/CE/seed0/split.json").read_text())["test"])
+    for c in run["per_class"].values():  # every test volume is counted in exactly one case
+        assert c["both"] + c["empty_prediction"] + c["empty_label"] + c["both_empty"] == n_test
+    assert (out / "runs" / "lung" / "G-D" / "seed0" / "glf_trajectory.csv").exists()
+    assert_png(out / "loss_benchmark.png")
+    assert_png(out / "loss_benchmark_curves.png")
+    assert "| CE |" in (out / "report.md").read_text()
+    # a third call trains nothing: every run is read back
+    capsys.readouterr()
+    assert reproduce.main(argv) == 0
+    assert " train " not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_quick_on_the_shipped_data(shared_data, tmp_path, assert_png):
+    """The CI command itself: every loss, both tasks, two seeds (minutes)."""
+    out = tmp_path / "quick"
+    assert (
+        reproduce.main(
+            ["loss-benchmark", "--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+        )
+        == 0
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert results["remaining_runs"] == []
+    assert set(results["summary"]["lung"]) == {s.name for s in losses.specs_for("lung")}
+    assert_png(out / "loss_benchmark.png")
