@@ -285,3 +285,36 @@ def summary_line(v: dict, digits: int = 3) -> str:
     return f"**{v['verdict']}**: {f(e['mean'])} [{f(lo)}, {f(hi)}], n = {e['n']}{paper}" + (
         f" ({v['magnitude']})" if v.get("magnitude") else ""
     )
+
+
+def markdown_table(verdicts: list[dict], digits: int = 3) -> list[str]:
+    """Report lines: one row per claim (and per part of an :class:`AllOf`), with the paper's
+    effect, our per-seed effects, their mean and interval, and the verdict."""
+
+    def num(x):
+        return "-" if x is None else f"{x:+.{digits}f}"
+
+    def row(v, label):
+        e = v["effect"]
+        lo, hi = e["interval"]
+        seeds = ", ".join(num(x) for x in e["per_seed"])
+        paper = "direction only" if v["paper_effect"] is None else f"{v['paper_effect']:+g}"
+        mag = f" ({v['magnitude']})" if v.get("magnitude") else ""
+        return (
+            f"| {label} | {paper} | {seeds} | {num(e['mean'])} [{num(lo)}, {num(hi)}] | "
+            f"**{v['verdict']}**{mag} |"
+        )
+
+    lines = [
+        f"| claim: our effect | paper's effect | per seed | mean [{CONFIDENCE:.0%} interval] | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        if "parts" in v:
+            lines.append(f"| {v['text']} (every part) | | | | **{v['verdict']}** |")
+            lines += [row(p, f"- {p['text']}") for p in v["parts"]]
+        elif "effect" in v:
+            lines.append(row(v, v["text"]))
+        else:
+            lines.append(f"| {v['text']} | | | | {v['verdict']}: {v['reason']} |")
+    return lines

@@ -12,7 +12,8 @@ from __future__ import annotations
 PAPER = "Rajput 2021, arXiv:2110.08322"
 
 # Sec. 3 (Methodology): "It had 395 3-D images out of which 263 are for training and 131 for
-# testing" (MSD Task04 ships 394 labelled volumes; 131 of 394 is about 1/3).
+# testing" (131 of 263 + 131 is about 1/3). MSD Task04's dataset.json lists 260 labelled volumes
+# ("numTraining": 260); those are the volumes we split.
 TEST_FRACTION = 1 / 3
 # Sec. 3: "we have scaled all our images between 0 and 0.2 (for training)"
 MAX_INTENSITY = 0.2

@@ -10,6 +10,8 @@ import shutil
 import time
 from pathlib import Path
 
+from evaluation.claims import RULE as CLAIM_RULE
+from evaluation.claims import markdown_table
 from tasks.hippocampus.claims import check_claims
 from tasks.hippocampus.config import (
     DEFAULT_DATA,
@@ -304,16 +306,10 @@ def render_report(results: dict) -> str:
         "",
         "## The paper's claims",
         "",
-        "| claim | verdict (seed means) | held on seeds | our numbers (seed means) |",
-        "|---|---|---|---|",
+        f"Rule: {CLAIM_RULE}. Effects are paired differences per seed (same split and attacked "
+        "slices for every loss), in Dice.",
+        "",
+        *markdown_table(results["claims"]),
     ]
-    for c in results["claims"]:
-        if c["held"] is None:
-            lines.append(f"| {c['claim']} | not tested | | {c['why']} |")
-        else:
-            verdict = "held" if c["held"] else "NOT held"
-            lines.append(
-                f"| {c['claim']} | {verdict} | {c['held_on_seeds']} | `{json.dumps(c['numbers'])}` |"
-            )
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in results["figures"]] + [""]
     return "\n".join(lines)

@@ -167,8 +167,12 @@ def test_reproduce_writes_report_results_and_claims(tmp_path):
         assert len(m["value_sweep"]["dice"]["per_seed"]) == 2
         assert len(m["training"]["val_dice_per_epoch"]["mean"]) == 2
     assert results["models"]["bce"]["curves"]["fig2"]["x"] == [0.0, 0.1, 0.2]
-    tested = [c for c in results["claims"] if c["held"] is not None]
-    assert len(tested) == 9 and all(isinstance(c["held"], bool) for c in tested)
+    tested = [c for c in results["claims"] if c["verdict"] != "not tested"]
+    assert len(tested) == 9
+    assert all(c["verdict"] in ("held", "not held", "inconclusive") for c in tested)
+    assert all(
+        len(c.get("effect", c.get("parts", [{}])[0].get("effect"))["per_seed"]) == 2 for c in tested
+    )
     assert results["settings"]["quick"] and results["settings"]["attack"]["repetitions"] == 2
     assert results["settings"]["attack"]["ranking"] == "signed"
     assert results["settings"]["train"]["scaling"] == "max"
@@ -194,5 +198,8 @@ def test_a_runs_split_naming_volumes_that_are_gone_is_refused(tmp_path):
 
     data = write_msd(tmp_path / "Task04", n_volumes=2)
     cfg = {"size": 16, "max_intensity": 0.2, "clip_percentile": 99.5}
-    with pytest.raises(DataError, match=r"Task04: the run's split names volumes that are not there: \['hippocampus_009'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"Task04: the run's split names volumes that are not there: \['hippocampus_009'\]",
+    ):
         load_split_slices(data, cfg, ["hippocampus_001", "hippocampus_009"], tmp_path / "c")
