@@ -149,6 +149,8 @@ def build_vgg16_classifier(
         loss_estimator: add the head of Narayanaswamy et al. 2021 (Sec. 3): the activations of
             conv layers 4, 7, 10, 13 -> global average pooling -> Dense(estimator_units, ReLU)
             each -> concatenate -> Dense(1) = estimated loss, output after the probabilities.
+            The pooling is not in the paper's text (it names only the linear layers); it is
+            Yoo and Kweon 2019's, whose loss-prediction module the head follows.
         weights: ``"imagenet"``, ``"none"``/None or a path (see :func:`resolve_weights`).
         width: filter multiplier (1 = VGG-16; e.g. 0.25 for CPU runs and tests).
         dropout: before the classifier (paper: 0.4).

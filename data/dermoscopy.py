@@ -13,8 +13,9 @@ Images are ``<image folder>/<image id>.jpg`` (folder ``images/``, ``ISIC_2019_Tr
 ``masks/<image id>_segmentation.png``. When both CSVs exist the ISIC file gives the labels and
 the HAM10000 file the lesion ids.
 
-Preprocessing (Narayanaswamy et al. 2021, Sec. 4): centre crop of 0.85 of the width (a square,
-see :func:`center_crop_box`), Shades-of-Gray colour constancy with Minkowski norm p = 6, resize.
+Preprocessing (Narayanaswamy et al. 2021, Sec. 4): centre crop to 0.85 of the width, the height
+kept (:func:`center_crop_box`; a square crop is the option), Shades-of-Gray colour constancy
+(Minkowski norm p = 6, which the paper does not state), resize.
 Images are decoded once into a uint8 array (``tf.numpy_function`` in a ``map`` would hold the GIL).
 """
 
@@ -190,15 +191,29 @@ def list_dermoscopy(root, layout: str = "auto") -> tuple[list[Record], list[str]
 # ----------------------------------------------------------------------------- preprocessing
 
 
-def center_crop_box(height: int, width: int, fraction: float = 0.85) -> tuple[int, int, int, int]:
-    """(top, left, side, side) of the centre square of side ``min(fraction * width, height)``.
+CROP_SHAPES = ("width", "square")
 
-    The paper crops to 0.85 of the width; a square keeps the lesion's aspect ratio when resized
-    to a square input (on 4:3 HAM10000 images the height is the limit, 150 of 200 px).
+
+def center_crop_box(
+    height: int, width: int, fraction: float = 0.85, shape: str = "width"
+) -> tuple[int, int, int, int]:
+    """(top, left, crop height, crop width) of the centre crop.
+
+    The paper: "center cropped to 0.85 times its original width" (Narayanaswamy et al. 2021,
+    Sec. 4.1). ``shape="width"`` does exactly that: the width becomes ``round(fraction * width)``
+    and the height is kept whole (the text crops only the width; a 200 x 150 image gives 170 x 150,
+    which the resize to a square input then stretches vertically by 170 / 150). ``shape="square"``
+    takes the centre square of side ``min(fraction * width, height)`` instead, keeping the aspect
+    ratio (on 4:3 images the height limits it: 150 of 200 px, i.e. 0.75 of the width).
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"crop fraction must be in (0, 1]; received {fraction}")
-    side = max(1, min(int(round(fraction * width)), height))
+    if shape not in CROP_SHAPES:
+        raise ValueError(f"crop shape must be one of {', '.join(CROP_SHAPES)}; received {shape!r}")
+    cw = max(1, int(round(fraction * width)))
+    if shape == "width":
+        return 0, (width - cw) // 2, height, cw
+    side = min(cw, height)
     return (height - side) // 2, (width - side) // 2, side, side
 
 
@@ -207,7 +222,8 @@ def shades_of_gray(image: np.ndarray, power: float = 6.0) -> np.ndarray:
 
     Formula:
         e_c = (mean_x I_c(x)^p)^(1/p),   I'_c = I_c * mean_k(e_k) / e_c
-    p = 6 (Barata et al. 2015; Narayanaswamy et al. 2021). Returns uint8.
+    p = 6 by default, after Barata et al. 2015 (Narayanaswamy et al. 2021 name the method, not
+    p). Returns uint8.
     """
     img = image.astype(np.float64)
     illum = np.power(np.mean(np.power(img, power), axis=(0, 1)), 1.0 / power)  # (3,)
@@ -217,24 +233,29 @@ def shades_of_gray(image: np.ndarray, power: float = 6.0) -> np.ndarray:
 
 
 def preprocess_image(
-    image: np.ndarray, size: int, crop_fraction: float = 0.85, sog_power: float | None = 6.0
+    image: np.ndarray,
+    size: int,
+    crop_fraction: float = 0.85,
+    sog_power: float | None = 6.0,
+    crop_shape: str = "width",
 ) -> np.ndarray:
-    """Centre crop, Shades-of-Gray, resize to ``size`` x ``size`` (uint8 RGB)."""
+    """Centre crop (:func:`center_crop_box`), Shades-of-Gray, resize to ``size`` x ``size``
+    (uint8 RGB)."""
     import cv2
 
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     image = image[..., :3]
-    top, left, h, w = center_crop_box(*image.shape[:2], crop_fraction)
+    top, left, h, w = center_crop_box(*image.shape[:2], crop_fraction, crop_shape)
     image = image[top : top + h, left : left + w]
     if sog_power:
         image = shades_of_gray(image, sog_power)
-    interp = cv2.INTER_AREA if size < h else cv2.INTER_LINEAR
+    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
     return cv2.resize(image, (size, size), interpolation=interp)
 
 
 def preprocess_mask(
-    mask: np.ndarray, image_shape, size: int, crop_fraction: float = 0.85
+    mask: np.ndarray, image_shape, size: int, crop_fraction: float = 0.85, crop_shape: str = "width"
 ) -> np.ndarray:
     """Mask to the image's size (nearest), threshold at 127, same crop, resize (nearest); bool."""
     import cv2
@@ -243,7 +264,7 @@ def preprocess_mask(
         mask = mask[..., 0]
     h, w = image_shape[:2]
     mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST) > 127
-    top, left, ch, cw = center_crop_box(h, w, crop_fraction)
+    top, left, ch, cw = center_crop_box(h, w, crop_fraction, crop_shape)
     mask = mask[top : top + ch, left : left + cw].astype(np.uint8)
     return cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST).astype(bool)
 
@@ -263,6 +284,7 @@ def load_images(
     crop_fraction: float = 0.85,
     sog_power: float | None = 6.0,
     progress: bool = True,
+    crop_shape: str = "width",
 ):
     """Decode and preprocess every record once.
 
@@ -276,12 +298,12 @@ def load_images(
     masks = np.zeros((n, size, size), bool)
     for i, rec in enumerate(records):
         raw = read_rgb(rec.path)
-        images[i] = preprocess_image(raw, size, crop_fraction, sog_power)
+        images[i] = preprocess_image(raw, size, crop_fraction, sog_power, crop_shape)
         if rec.mask is not None:
             m = cv2.imread(str(rec.mask), cv2.IMREAD_GRAYSCALE)
             if m is None:
                 raise DataError(f"{rec.mask}: not a readable mask image")
-            masks[i] = preprocess_mask(m, raw.shape, size, crop_fraction)
+            masks[i] = preprocess_mask(m, raw.shape, size, crop_fraction, crop_shape)
         if progress and ((i + 1) % 1000 == 0 or i + 1 == n):
             print(f"  decoded {i + 1}/{n} images", flush=True)
     return images, masks

@@ -161,12 +161,15 @@ def bbox_images(
     sog_power: float | None = 6.0,
     kind: str = "lesion",
     limit: int | None = None,
+    *,
+    crop_shape: str = "width",
+    with_ids: bool = False,
 ):
     """B-Box (``kind="lesion"``) or B-Box-70 (``"lesion-70"``, ``"image-70"``): the box is
     blacked out on the original image, which is then preprocessed. Records without a mask, or
-    with an empty one, are skipped."""
+    with an empty one, are skipped. ``with_ids``: also return the image ids used."""
     _box_for(kind, np.ones((2, 2), bool))  # bad kind: fail before any decoding
-    out = []
+    out, ids = [], []
     for rec in records:
         if limit is not None and len(out) >= limit:
             break
@@ -176,8 +179,9 @@ def bbox_images(
         y0, y1, x0, x1 = _box_for(kind, mask)
         image = image.copy()
         image[y0:y1, x0:x1] = 0
-        out.append(preprocess_image(image, size, crop_fraction, sog_power))
-    return _stack(out, size)
+        out.append(preprocess_image(image, size, crop_fraction, sog_power, crop_shape))
+        ids.append(rec.image_id)
+    return (_stack(out, size), ids) if with_ids else _stack(out, size)
 
 
 def skin_crop_box(
@@ -218,13 +222,16 @@ def derm_skin_images(
     side_fraction: float = 0.35,
     seed: int = 0,
     limit: int | None = None,
+    crop_shape: str = "width",
+    with_ids: bool = False,
     **crop_options,
 ):
     """Derm-Skin: per record, one random square patch of the original image (side
     ``side_fraction`` of its shorter side) with no lesion pixel, then preprocessed. Records
-    without a mask, or without such a patch, are skipped."""
+    without a mask, or without such a patch, are skipped. ``with_ids``: also return the image
+    ids used."""
     rng = np.random.default_rng(seed)
-    out = []
+    out, ids = [], []
     for rec in records:
         if limit is not None and len(out) >= limit:
             break
@@ -236,8 +243,11 @@ def derm_skin_images(
         if box is None:
             continue
         y0, y1, x0, x1 = box
-        out.append(preprocess_image(image[y0:y1, x0:x1], size, crop_fraction, sog_power))
-    return _stack(out, size)
+        out.append(
+            preprocess_image(image[y0:y1, x0:x1], size, crop_fraction, sog_power, crop_shape)
+        )
+        ids.append(rec.image_id)
+    return (_stack(out, size), ids) if with_ids else _stack(out, size)
 
 
 # ---------------------------------------------------------------------------- stand-in sets
@@ -305,6 +315,7 @@ def random_crops(
     seed: int = 0,
     min_side: float = 0.5,
     max_side: float = 1.0,
+    crop_shape: str = "width",
 ):
     """``n`` random square crops (side ``min_side..max_side`` of the shorter side), cycling
     through ``sources``, each preprocessed like a dermoscopy image."""
@@ -315,21 +326,35 @@ def random_crops(
         h, w = src.shape[:2]
         c = max(8, int(rng.uniform(min_side, max_side) * min(h, w)))
         y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
-        out.append(preprocess_image(src[y : y + c, x : x + c], size, crop_fraction, sog_power))
+        out.append(
+            preprocess_image(src[y : y + c, x : x + c], size, crop_fraction, sog_power, crop_shape)
+        )
     return _stack(out, size)
 
 
 def natural_images(
-    n: int, size: int, crop_fraction: float = 0.85, sog_power: float | None = 6.0, seed: int = 0
+    n: int,
+    size: int,
+    crop_fraction: float = 0.85,
+    sog_power: float | None = 6.0,
+    seed: int = 0,
+    crop_shape: str = "width",
 ):
     """``n`` crops spread evenly over the 17 shipped photographs (the paper: 3,000 ImageNet
     images of up to 1,000 classes; here 17 scenes, so crops of one photograph repeat content)."""
     sources = [a for _, a in natural_photographs()]
-    return random_crops(sources, n, size, crop_fraction, sog_power, seed=seed)
+    return random_crops(
+        sources, n, size, crop_fraction, sog_power, seed=seed, crop_shape=crop_shape
+    )
 
 
 def histology_images(
-    n: int, size: int, crop_fraction: float = 0.85, sog_power: float | None = 6.0, seed: int = 0
+    n: int,
+    size: int,
+    crop_fraction: float = 0.85,
+    sog_power: float | None = 6.0,
+    seed: int = 0,
+    crop_shape: str = "width",
 ):
     """``n`` random crops (side 0.2-0.5 of 512 px) of the one shipped histology field
     (:data:`HISTOLOGY_SOURCE`)."""
@@ -344,6 +369,7 @@ def histology_images(
         seed=seed,
         min_side=0.2,
         max_side=0.5,
+        crop_shape=crop_shape,
     )
 
 
@@ -353,6 +379,7 @@ def folder_images(
     crop_fraction: float = 0.85,
     sog_power: float | None = 6.0,
     limit: int | None = None,
+    crop_shape: str = "width",
 ):
     """Every image file (.jpg/.jpeg/.png) in ``folder``, preprocessed; other files are ignored."""
     folder = Path(folder)
@@ -366,7 +393,9 @@ def folder_images(
     if not paths:
         raise DataError(f"--ood-folder {folder} holds no .jpg/.jpeg/.png images")
     paths = paths[:limit] if limit else paths
-    return np.stack([preprocess_image(read_rgb(p), size, crop_fraction, sog_power) for p in paths])
+    return np.stack(
+        [preprocess_image(read_rgb(p), size, crop_fraction, sog_power, crop_shape) for p in paths]
+    )
 
 
 def _stack(out, size: int) -> np.ndarray:

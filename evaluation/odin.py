@@ -18,8 +18,10 @@ import tensorflow as tf
 
 from evaluation.ood import fpr_at_tpr
 
-TEMPERATURES = (1.0, 10.0, 100.0, 1000.0)  # Liang et al. 2018, Sec. 4
-EPSILONS = (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01)
+# Liang et al. 2018, Sec. 4 ("Choosing parameters"): T in {1, 2, 5, 10, 20, 50, 100, 200, 500,
+# 1000} and 21 evenly spaced eps in [0, 0.004]
+TEMPERATURES = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+EPSILONS = tuple(round(0.004 * i / 20, 6) for i in range(21))
 
 
 def _batches(images, batch_size):

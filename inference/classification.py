@@ -132,7 +132,9 @@ class ClassificationPredictor:
         from data.dermoscopy import preprocess_image, read_rgb
 
         power = float(self.config.get("sog_power") or 0) or None
-        image = preprocess_image(read_rgb(path), self.size, float(self.config.get("crop_fraction", 0.85)), power)
+        # a run whose config predates the crop-shape option was trained on the square crop
+        shape = self.config.get("crop_shape", "square")
+        image = preprocess_image(read_rgb(path), self.size, float(self.config.get("crop_fraction", 0.85)), power, shape)
         return image.astype(np.float32)
 
     def predict_arrays(self, images: np.ndarray) -> dict:

@@ -109,7 +109,10 @@ class AttackConfig:
     fixed_value: float = option(
         paper.FIXED_VALUE, f"value written in the pixel-count sweep ({PAPER}, Fig. 5: 0.2)"
     )
-    n_max: int = option(50, f"largest number of attacked pixels ({PAPER}, Figs. 5-6: 50)")
+    n_max: int = option(
+        50,
+        f"largest number of attacked pixels (ours; {PAPER} names N up to 30 in its text, Fig. 5)",
+    )
     n_step: int = option(1, "step of the pixel counts in the pixel-count sweep (Fig. 5)")
     random_n_step: int = option(5, "step of the pixel counts in the random-value sweep (Fig. 6)")
     repetitions: int = option(

@@ -12,6 +12,11 @@ from tasks.isic.paper import IN_CLASSES
 from training.config import option
 
 LOSSES = ("ce", "ce+loss-estimator")
+# ODIN's grid, Liang et al. 2018, Sec. 4 ("Choosing parameters"), the grid the paper's ODIN comes
+# from: T in {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}, 21 evenly spaced eps in [0, 0.004]
+# (evaluation.odin's defaults are the same grid)
+ODIN_TEMPERATURES = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+ODIN_EPSILONS = tuple(round(0.004 * i / 20, 6) for i in range(21))
 OOD_SETS = [
     "b-box",
     "b-box-70",
@@ -49,7 +54,18 @@ class IsicConfig:
     crop_fraction: float = option(
         paper.CROP_FRACTION, "centre crop, fraction of the width (paper: 0.85)"
     )
-    sog_power: float = option(6.0, "Shades-of-Gray Minkowski norm p; 0 disables (paper: 6)")
+    crop_shape: str = option(
+        "width",
+        "width: crop the width to --crop-fraction and keep the height (the paper's words, 'center "
+        "cropped to 0.85 times its original width'); square: the centre square of side "
+        "min(fraction x width, height)",
+        choices=("width", "square"),
+    )
+    sog_power: float = option(
+        6.0,
+        "Shades-of-Gray Minkowski norm p; 0 disables (the paper names the method, not p; 6 after "
+        "Barata et al. 2015)",
+    )
     max_per_class: Optional[int] = option(  # noqa: UP045
         None, "use at most this many images per class (seeded); none: all (paper: all)"
     )
@@ -109,7 +125,9 @@ class IsicConfig:
     )
     lambda_rank: float = option(paper.LAMBDA_RANK, "weight of the ranking loss (paper: 0.5)")
     margin: float = option(
-        1.0, "margin gamma of the ranking loss (paper, after Yoo and Kweon 2019: 1)"
+        1.0,
+        "margin of the ranking loss (the paper gives none; 1 as in Yoo and Kweon 2019, whose "
+        "loss it uses)",
     )
     rank_target: str = option(
         "ce",
@@ -151,13 +169,23 @@ class EvalConfig:
         "tuned on NCT, whose stand-in here is histology)",
     )
     temperatures: list[float] = option(
-        [1.0, 10.0, 100.0, 1000.0], "ODIN temperature grid (Liang et al. 2018)"
+        list(ODIN_TEMPERATURES),
+        "ODIN temperature grid (Liang et al. 2018, Sec. 4: 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)",
     )
     epsilons: list[float] = option(
-        [0.0, 0.0005, 0.001, 0.002, 0.005, 0.01],
-        "ODIN perturbation grid, in [0, 1] intensity units (Liang et al. 2018)",
+        list(ODIN_EPSILONS),
+        "ODIN perturbation grid, in [0, 1] intensity units (Liang et al. 2018, Sec. 4: 21 evenly "
+        "spaced values in [0, 0.004])",
     )
-    max_ood: int = option(500, "at most this many images per OOD set")
+    odin_tune_images: Optional[int] = option(  # noqa: UP045
+        None,
+        "search the ODIN grid on at most this many images of the tuning set and of the validation "
+        "split each (seeded); none: all",
+    )
+    max_ood: int = option(
+        1350,
+        "at most this many images per OOD set (the paper's sets: 1,350-3,000; NCT: 1,350)",
+    )
     eval_batch_size: int = option(64, "batch size of evaluation")
 
 

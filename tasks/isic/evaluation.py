@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tasks.common import model_of_run
 from tasks.isic.config import OOD_SETS, EvalConfig, log
-from tasks.isic.figures import plot_scores
+from tasks.isic.figures import IN_KEY, plot_scores
 from tasks.isic.training import list_records, load, predict_probs, resolve_data_dir
 from training.config import add_arguments, from_args
 
@@ -29,14 +29,19 @@ def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
 
     Validation (model selection, ODIN tuning and threshold) and test (every reported number)
     come from ``split.json``. B-Box, B-Box-70 and Derm-Skin are cut from ORIGINAL images of the
-    in-distribution classes that are neither trained on nor test images (the validation split
-    and, with ``--max-per-class``, the images left out), in a seeded order.
+    in-distribution classes that were never used for training: the validation and test splits
+    and, with ``--max-per-class``, the images left out, in one seeded order (so the sets may
+    share source images, as transformations of the same held-out lesions). A B-Box image of a
+    test lesion is a different input from the clean test image, and nothing is fitted on either.
+    ``details`` records each set's size, its distinct source images and the splits they come
+    from.
     """
     import numpy as np
 
     from data import ood_sets
     from data.dermoscopy import list_dermoscopy
     from data.validate import DataError
+    from tasks.isic.training import crop_shape
     from training import io
     from training.rundir import load_run_config
 
@@ -57,34 +62,66 @@ def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
     val_images, _ = load(val, conf)
     test_images, _ = load(test, conf)
     size, crop, sog = conf["image_size"], conf["crop_fraction"], conf["sog_power"] or None
+    shape = crop_shape(conf)
     n, seed = ecfg.max_ood, conf.get("seed", 0)
     rng = np.random.default_rng(seed)
-    used = set(split["train"]) | set(split["test"])
+    train = set(split["train"])
     every, _ = list_dermoscopy(data_dir, conf.get("layout", "auto"))
-    pool = [r for r in every if r.label in classes and r.image_id not in used]
+    pool = [r for r in every if r.label in classes and r.image_id not in train]
     pool = [pool[i] for i in rng.permutation(len(pool))]
-    sets, notes = {}, {}
+    where = {i: "validation" for i in split["val"]} | {i: "test" for i in split["test"]}
+
+    def sources(ids) -> dict:
+        count = {}
+        for i in ids:
+            k = where.get(i, "left out by --max-per-class")
+            count[k] = count.get(k, 0) + 1
+        return {"distinct_sources": len(set(ids)), "source_splits": count}
+
+    sets, notes, details = {}, {}, {}
     for name in ecfg.ood_sets:
         log(f"building OOD set '{name}'")
         if name in ("b-box", "b-box-70", "b-box-70-image"):
             kind = {"b-box": "lesion", "b-box-70": "lesion-70", "b-box-70-image": "image-70"}[name]
-            sets[name] = ood_sets.bbox_images(pool, size, crop, sog, kind=kind, limit=n)
+            sets[name], ids = ood_sets.bbox_images(
+                pool, size, crop, sog, kind=kind, limit=n, crop_shape=shape, with_ids=True
+            )
+            details[name] = sources(ids)
         elif name == "derm-skin":
-            sets[name] = ood_sets.derm_skin_images(pool, size, crop, sog, seed=seed, limit=n)
+            sets[name], ids = ood_sets.derm_skin_images(
+                pool, size, crop, sog, seed=seed, limit=n, crop_shape=shape, with_ids=True
+            )
+            details[name] = sources(ids)
         elif name == "natural":
-            sets[name] = ood_sets.natural_images(n, size, crop, sog, seed)
+            sets[name] = ood_sets.natural_images(n, size, crop, sog, seed, crop_shape=shape)
+            details[name] = {
+                "distinct_sources": len(ood_sets.natural_photographs()),
+                "source_splits": {"photographs shipped with the installed packages": n},
+            }
         elif name == "histology":
-            sets[name] = ood_sets.histology_images(n, size, crop, sog, seed)
+            sets[name] = ood_sets.histology_images(n, size, crop, sog, seed, crop_shape=shape)
+            details[name] = {
+                "distinct_sources": 1,
+                "source_splits": {"skimage.data.immunohistochemistry": n},
+            }
         elif name == "new-class":
             pick = [held[i] for i in sorted(rng.permutation(len(held))[:n])]
             sets[name] = load(pick, conf)[0] if pick else np.zeros((0, size, size, 3), np.uint8)
             notes[name] = sorted({r.label for r in pick})
+            details[name] = {
+                "distinct_sources": len({r.image_id for r in pick}),
+                "source_splits": {f"held-out classes {', '.join(notes[name])}": len(pick)},
+            }
         else:
             raise ValueError(
                 f"--ood-sets: unknown set {name!r}; expected some of {', '.join(OOD_SETS)}"
             )
+        details[name] = {"n": int(len(sets[name])), **details[name]}
     if ecfg.ood_folder:
-        sets["folder"] = ood_sets.folder_images(ecfg.ood_folder, size, crop, sog, limit=n)
+        sets["folder"] = ood_sets.folder_images(
+            ecfg.ood_folder, size, crop, sog, limit=n, crop_shape=shape
+        )
+        details["folder"] = {"n": int(len(sets["folder"])), "source_splits": {ecfg.ood_folder: 1}}
     empty = [k for k, x in sets.items() if len(x) == 0]
     if empty:
         log(f"OOD sets with no image (left out): {', '.join(empty)}")
@@ -95,6 +132,7 @@ def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
         "classes": classes,
         "sets": {k: x for k, x in sets.items() if len(x)},
         "notes": notes,
+        "details": details,
         "pool_size": len(pool),
     }
 
@@ -168,11 +206,20 @@ def evaluate_model(model, data: dict, ecfg: EvalConfig) -> tuple[dict, dict]:
         name: ood_metrics(msp_in, odin_scores(lm, x, 1.0, 0.0, batch_size=bs))
         for name, x in sets.items()
     }
-    log(f"tuning ODIN on '{ecfg.odin_tune_set}' against the validation images")
+    x_tune_in, x_tune_out = x_val, sets[ecfg.odin_tune_set]
+    if ecfg.odin_tune_images:
+        rng = np.random.default_rng(data["conf"].get("seed", 0))
+        k = ecfg.odin_tune_images
+        x_tune_in = x_val[np.sort(rng.permutation(len(x_val))[:k])]
+        x_tune_out = x_tune_out[np.sort(rng.permutation(len(x_tune_out))[:k])]
+    log(
+        f"tuning ODIN on '{ecfg.odin_tune_set}' ({len(x_tune_out)} images) against "
+        f"{len(x_tune_in)} validation images"
+    )
     t, e, table = tune_odin(
         lm,
-        x_val,
-        sets[ecfg.odin_tune_set],
+        x_tune_in,
+        x_tune_out,
         ecfg.temperatures,
         ecfg.epsilons,
         batch_size=bs,
@@ -181,7 +228,7 @@ def evaluate_model(model, data: dict, ecfg: EvalConfig) -> tuple[dict, dict]:
     log(f"ODIN: T={t:g}, eps={e:g}")
     odin_val = odin_scores(lm, x_val, t, e, batch_size=bs)
     odin_in = odin_scores(lm, x_test, t, e, batch_size=bs)
-    scores = {"in (test)": odin_in}
+    scores = {IN_KEY: odin_in}
     result["odin"] = {
         "temperature": t,
         "epsilon": e,
@@ -189,6 +236,7 @@ def evaluate_model(model, data: dict, ecfg: EvalConfig) -> tuple[dict, dict]:
         # out-of-distribution below it.
         "threshold": float(np.percentile(odin_val, 5)),
         "tuned_on": ecfg.odin_tune_set,
+        "tuning_images": {"validation": int(len(x_tune_in)), "tuning set": int(len(x_tune_out))},
         "grid": table,
         "sets": {},
     }

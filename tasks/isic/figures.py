@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+IN_KEY = "in (test)"  # the in-distribution scores' key, drawn thicker
+
 
 def plot_scores(scores_by_model: dict, path) -> None:
+    """Histograms of ODIN scores per model: the in-distribution set (key :data:`IN_KEY`) and
+    each OOD set."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +27,7 @@ def plot_scores(scores_by_model: dict, path) -> None:
                 histtype="step",
                 density=True,
                 label=key,
-                lw=1.5 if key == "in" else 1,
+                lw=2.0 if key == IN_KEY else 1,
             )
         ax.set_title(f"{name}: ODIN scores")
         ax.set_xlabel("max softmax of perturbed input at T")

@@ -44,10 +44,21 @@ def list_records(cfg: dict, data_dir: Path):
     return inside, held_out
 
 
+def crop_shape(cfg: dict) -> str:
+    """The run's crop shape; a run whose config predates the option was trained on the square."""
+    return cfg.get("crop_shape", "square")
+
+
 def load(records, cfg: dict):
     from data.dermoscopy import load_images
 
-    return load_images(records, cfg["image_size"], cfg["crop_fraction"], cfg["sog_power"] or None)
+    return load_images(
+        records,
+        cfg["image_size"],
+        cfg["crop_fraction"],
+        cfg["sog_power"] or None,
+        crop_shape=crop_shape(cfg),
+    )
 
 
 def check_data(cfg: IsicConfig) -> int:

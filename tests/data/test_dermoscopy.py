@@ -66,9 +66,34 @@ def test_no_csv(tmp_path):
         d.list_dermoscopy(tmp_path)
 
 
+def test_crop_of_a_200_by_150_image_is_170_wide():
+    # "center cropped to 0.85 times its original width": 0.85 x 200 = 170, the height kept
+    image = np.random.default_rng(0).integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    top, left, h, w = d.center_crop_box(150, 200, 0.85)
+    assert (top, left, h, w) == (0, 15, 150, 170)
+    np.testing.assert_array_equal(image[top : top + h, left : left + w], image[:, 15:185])
+    # the square option: side min(170, 150)
+    assert d.center_crop_box(150, 200, 0.85, "square") == (0, 25, 150, 150)
+    assert d.center_crop_box(400, 200, 0.85, "square") == (115, 15, 170, 170)
+    assert d.center_crop_box(400, 200, 0.85) == (0, 15, 400, 170)
+    with pytest.raises(ValueError, match="crop shape"):
+        d.center_crop_box(150, 200, 0.85, "circle")
+
+
+def test_preprocess_crops_the_width_and_keeps_the_height():
+    # left and right 15 columns red, the middle 170 blue: the width crop keeps no red
+    image = np.zeros((150, 200, 3), np.uint8)
+    image[:, :15, 0] = image[:, 185:, 0] = 255
+    image[:, 15:185, 2] = 255
+    out = d.preprocess_image(image, 34, 0.85, None)
+    assert out.shape == (34, 34, 3) and out[..., 0].max() == 0 and out[..., 2].min() == 255
+    # the top and bottom rows are kept: a green first and last row stay in the output
+    image[0, :, 1] = image[-1, :, 1] = 255
+    out = d.preprocess_image(image, 150, 0.85, None)
+    assert out[0, :, 1].min() > 0 and out[-1, :, 1].min() > 0
+
+
 def test_center_crop_and_shades_of_gray():
-    assert d.center_crop_box(150, 200, 0.85) == (0, 25, 150, 150)
-    assert d.center_crop_box(400, 200, 0.85) == (115, 15, 170, 170)
     rng = np.random.default_rng(0)
     img = rng.uniform(20, 200, (16, 16, 3))
     cast = np.clip(img * [1.2, 1.0, 0.7], 0, 255).astype(np.uint8)

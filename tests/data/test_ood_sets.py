@@ -48,6 +48,12 @@ def test_bbox_blacks_out_the_lesion_box_on_the_original_then_preprocesses(tmp_pa
     np.testing.assert_array_equal(out[0], preprocess_image(boxed, 32, 0.85, 6.0))
     with pytest.raises(ValueError, match="B-Box kind"):
         ood_sets.bbox_images([rec], 32, kind="lesion-50")
+    # with_ids names the source images used; the square crop is the option
+    out, ids = ood_sets.bbox_images(
+        [rec, no_mask], 32, 0.85, 6.0, crop_shape="square", with_ids=True
+    )
+    assert ids == ["a"]
+    np.testing.assert_array_equal(out[0], preprocess_image(boxed, 32, 0.85, 6.0, "square"))
 
 
 def test_bbox70_lesion_reading_hides_about_70_percent_of_the_lesion(tmp_path):

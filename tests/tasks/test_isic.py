@@ -41,6 +41,8 @@ def test_config_defaults_are_the_papers():
         c.lambda_rank,
     ) == (1e-4, 10, 5e-4, 0.4, 64, 50, 0.5)
     assert (c.image_size, c.crop_fraction, c.sog_power, c.val_fraction) == (224, 0.85, 6.0, 0.1)
+    # "center cropped to 0.85 times its original width": the width, the height kept
+    assert c.crop_shape == "width"
     assert c.classes == ["MEL", "NV", "BCC", "AK", "DF"]
     # decided where the paper is silent or ambiguous (docs/isic.md, deviation ledger)
     assert (c.test_fraction, c.head, c.rank_target, c.pair_reduction) == (0.2, "fc", "ce", "mean")
@@ -48,7 +50,16 @@ def test_config_defaults_are_the_papers():
         c.balanced_sampling and c.class_weighted_ce
     )  # "weighted random sampling and a weighted CE"
     # "The hyperparameters T and eta were fine tuned for both the models using the NCT dataset"
-    assert EvalConfig().odin_tune_set == "histology"
+    e = EvalConfig()
+    assert e.odin_tune_set == "histology"
+    # ODIN's grid as Liang et al. 2018 (Sec. 4) give it, and the same as evaluation.odin's
+    from evaluation import odin
+
+    assert e.temperatures == [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    assert len(e.epsilons) == 21 and e.epsilons[0] == 0 and e.epsilons[-1] == 0.004
+    assert np.allclose(np.diff(e.epsilons), 0.0002)
+    assert tuple(e.temperatures) == odin.TEMPERATURES and tuple(e.epsilons) == odin.EPSILONS
+    assert e.max_ood == 1350
 
 
 def test_train_and_evaluate_loss_estimator(tmp_path, assert_png):
@@ -223,7 +234,22 @@ def test_reproduce_writes_report_over_seeds(tmp_path, assert_png):
             "aupr_out",
         }
     c = results["aggregate"]["comparison"]["odin"]["b-box"]["auroc"]
-    assert set(c) == {"diff", "exceeds_spread", "proposed_better"}
+    assert set(c) == {"diff", "interval", "per_seed", "proposed_better"} and len(c["per_seed"]) == 2
+    verdicts = {v["claim"]: v["verdict"] for v in results["claims"]}
+    assert set(verdicts.values()) <= {"held", "not held", "inconclusive", "not tested"}
+    assert {"balanced-accuracy", "odin-auroc-every-set", "new-class-auroc"} <= set(verdicts)
+    ba = next(v for v in results["claims"] if v["claim"] == "balanced-accuracy")
+    assert ba["paper_effect"] == pytest.approx(4.8) and len(ba["effect"]["per_seed"]) == 2
+    assert "searched on the vanilla model only" in ba["note"]  # the --quick recipe's tilt
+    details = json.loads((out / "details.json").read_text())
+    for seed in ("0", "1"):
+        sets = details["ood_set_sizes_and_sources_per_seed"][seed]["ood_sets"]
+        assert (
+            sets["natural"]["distinct_sources"] == 17 and sets["histology"]["distinct_sources"] == 1
+        )
+        assert sets["b-box"]["n"] == results["ood_set_sizes"]["b-box"] > 0
+        assert set(sets["b-box"]["source_splits"]) <= {"validation", "test"}
+    assert details["odin_grid"]["temperatures"][:3] == [1.0, 2.0, 5.0]
     report = (out / "report.md").read_text()
     assert "| histology † |" in report and "not a held-out result" in report
     assert "| b-box | " in report and "| 90.74 / 98.74 |" in report  # the paper beside ours
@@ -232,15 +258,20 @@ def test_reproduce_writes_report_over_seeds(tmp_path, assert_png):
     assert_png(out / "learning_curves.png")
 
 
-def test_seed_spread_comparison():
+def test_paired_comparison_by_the_claims_interval():
     from tasks.isic.reproduction import compare, mean_sd
 
     v, p = mean_sd([50.0, 52.0, 54.0]), mean_sd([60.0, 61.0, 62.0])
     assert v["sd"] == pytest.approx(2.0) and p["mean"] == pytest.approx(61.0)
+    # per-seed differences 10, 9, 8: mean 9, sd 1, 90 % interval 9 -+ 2.920 / sqrt(3)
     c = compare(v, p)
-    assert c["diff"] == pytest.approx(9.0) and c["exceeds_spread"] and c["proposed_better"]
-    assert not compare(v, mean_sd([53.0, 55.0, 57.0]))["exceeds_spread"]  # 3 < 2 + 2
+    assert c["diff"] == pytest.approx(9.0) and c["per_seed"] == [10.0, 9.0, 8.0]
+    assert c["interval"] == pytest.approx([9 - 1.6859, 9 + 1.6859], abs=1e-4)
+    assert c["proposed_better"] is True
     assert compare(v, p, lower_is_better=True)["proposed_better"] is False
+    # differences 3, 3, 3 would be a point interval; 6, 3, 0 straddle 0: no model is named
+    assert compare(v, mean_sd([56.0, 55.0, 54.0]))["proposed_better"] is None
+    assert compare(mean_sd([50.0]), mean_sd([60.0]))["interval"] == [None, None]
 
 
 def test_real_ham10000_check(shared_data, tmp_path):
@@ -262,7 +293,8 @@ def test_quick_is_a_named_preset_and_the_full_config_keeps_the_papers_settings()
 
     full = IsicConfig()
     fields = {f.name for f in dataclasses.fields(IsicConfig)}
-    assert set(QUICK) - {"max_ood"} <= fields
+    eval_fields = {"max_ood", "odin_tune_images"}
+    assert set(QUICK) - eval_fields <= fields
     assert {k for k, _ in OVERRIDES} <= set(QUICK)
     # Sec. 4.1 as stated: lr 1e-4 halved every 10 epochs, 50 epochs, batch 64, dropout 0.4, both
     # imbalance remedies, augmentation, VGG-16 (fc head, no BN) from ImageNet weights
@@ -271,7 +303,7 @@ def test_quick_is_a_named_preset_and_the_full_config_keeps_the_papers_settings()
     assert full.augment and full.head == "fc" and full.weights == "imagenet"
     assert full.init == "glorot" and not full.batch_norm and full.max_per_class is None
     # the preset departs only where the ledger says so, and keeps the paper's lr and sampling
-    quick = IsicConfig(**{k: v for k, v in QUICK.items() if k != "max_ood"})
+    quick = IsicConfig(**{k: v for k, v in QUICK.items() if k not in eval_fields})
     changed = {
         f.name
         for f in dataclasses.fields(IsicConfig)
