@@ -43,6 +43,7 @@ QUICK = {
     "head": "gap",
     "class_weighted_ce": False,
     "augment": False,  # R6a 58.8 vs R6b 56.4 % val BA at this length (docs/isic.md)
+    "crop_shape": "width",  # the paper's crop; --crop-shape square measures the other
     "max_ood": 1350,  # the paper's NCT size; B-Box, B-Box-70 and Derm-Skin reach it (details.json)
     # ODIN's 210-point grid (Liang et al.) searched on 300 validation and 300 tuning-set images:
     # about 3.5 CPU-minutes per model instead of about 13 with every image
@@ -59,6 +60,7 @@ OVERRIDES = (
     ("batch_size", int),
     ("max_ood", int),
     ("odin_tune_images", int),
+    ("crop_shape", str),
 )
 
 

@@ -161,3 +161,25 @@ def test_paired_and_bad_declarations():
         AllOf("x", "t", ())
     with pytest.raises(ValueError, match="distinct"):
         AllOf("x", "t", (Claim("a", "a"), Claim("a", "b")))
+
+
+def test_markdown_table_rows():
+    from evaluation.claims import markdown_table, not_tested
+
+    one = Claim("c", "our effect", paper_effect=4.8).judge([1, 2, 3])
+    both = AllOf("ab", "a and b", (Claim("a", "part a"), Claim("b", "part b"))).judge(
+        {"a": [1, 2, 3], "b": [-1, 0, 1]}
+    )
+    lines = markdown_table([one, both, not_tested("x", "untested", "no data")], digits=1)
+    assert lines[0].startswith(
+        "| claim: our effect | paper's effect | per seed | mean [90% interval]"
+    )
+    assert lines[2] == (
+        "| our effect | +4.8 | +1.0, +2.0, +3.0 | +2.0 [+0.3, +3.7] | "
+        "**held** (smaller than the paper's) |"
+    )
+    assert lines[3] == "| a and b (every part) | | | | **inconclusive** |"
+    assert lines[4].startswith("| - part a | direction only |") and lines[5].endswith(
+        "**inconclusive** |"
+    )
+    assert lines[6] == "| untested | | | | not tested: no data |"
