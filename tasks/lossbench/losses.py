@@ -40,7 +40,7 @@ class LossSpec:
         tasks: the tasks it enters.
         distance_maps: y_true carries the signed distance maps (attach_distance_maps).
         adaptive: a GLF rule of ``prepare_adaptive_glf`` ("det", "exp"), else None.
-        schedule: a callback factory ``schedule(loss) -> Callback`` run during training.
+        schedule: a callback factory ``schedule(loss, samples_per_epoch, train_samples)``.
         settings: the settings used and where they come from.
     """
 
@@ -82,23 +82,25 @@ def _glf(num_classes):
 
 BINARY_ONLY = ("lung",)
 
+
+def _rebalancing(loss, samples_per_epoch: int, train_samples: int):
+    """Kervadec et al.'s schedule, alpha -0.01 per pass over the training data, in the
+    benchmark's epochs of ``samples_per_epoch`` samples."""
+    import keras_losses
+
+    step = 0.01 * samples_per_epoch / max(train_samples, 1)
+    return keras_losses.BoundaryRebalancing(loss, step=min(step, 1.0))
+
+
 SPECS: tuple[LossSpec, ...] = (
+    # distribution losses
     LossSpec("CE", "distribution", _ce, None, settings="Keras cross-entropy, the baseline"),
-    LossSpec("Dice", "region", _kl("DiceLoss"), "DiceLoss"),
-    LossSpec("SquaredDice", "region", _kl("SquaredDiceLoss"), "SquaredDiceLoss"),
     LossSpec(
-        "Effectiveness",
-        "region",
-        _kl("EffectivenessLoss"),
-        "EffectivenessLoss",
-        settings="library default beta^2",
-    ),
-    LossSpec(
-        "Tversky",
-        "region",
-        _kl("TverskyLoss"),
-        "TverskyLoss",
-        settings="library default alpha, beta",
+        "TopK",
+        "distribution",
+        _kl("TopKCrossEntropyLoss"),
+        "TopKCrossEntropyLoss",
+        settings="k = 10 % (Ma et al. 2021, TopK10)",
     ),
     LossSpec(
         "Focal",
@@ -106,7 +108,50 @@ SPECS: tuple[LossSpec, ...] = (
         _kl("BinaryFocalLoss"),
         "BinaryFocalLoss",
         tasks=BINARY_ONLY,
-        settings="alpha 0.25, gamma 2 (Lin et al. 2017)",
+        settings="alpha 0.25, gamma 2 (Lin et al. 2017); binary",
+    ),
+    # region losses
+    LossSpec("Dice", "region", _kl("DiceLoss"), "DiceLoss"),
+    LossSpec("SquaredDice", "region", _kl("SquaredDiceLoss"), "SquaredDiceLoss"),
+    LossSpec("GeneralizedDice", "region", _kl("GeneralizedDiceLoss"), "GeneralizedDiceLoss"),
+    LossSpec("Jaccard", "region", _kl("JaccardLoss"), "JaccardLoss"),
+    LossSpec(
+        "Effectiveness",
+        "region",
+        lambda c: _kl("EffectivenessLoss")(c, beta2=2.0),
+        "EffectivenessLoss",
+        settings="beta^2 = 2, the value of the glf-lung study (docs/lung.md)",
+    ),
+    LossSpec(
+        "Tversky",
+        "region",
+        lambda c: _kl("TverskyLoss")(c, alpha=0.3, beta=0.7),
+        "TverskyLoss",
+        settings="alpha 0.3, beta 0.7 (Salehi et al. 2017; also the glf-lung study's choice)",
+    ),
+    LossSpec("FocalTversky", "region", _kl("FocalTverskyLoss"), "FocalTverskyLoss"),
+    LossSpec(
+        "SensSpec",
+        "region",
+        _kl("SensitivitySpecificityLoss"),
+        "SensitivitySpecificityLoss",
+        settings="r = 0.05",
+    ),
+    LossSpec(
+        "Asym",
+        "region",
+        _kl("AsymmetricSimilarityLoss"),
+        "AsymmetricSimilarityLoss",
+        settings="beta = 1.5 (Hashemi et al. 2018)",
+    ),
+    LossSpec("LovaszSoftmax", "region", _kl("LovaszSoftmaxLoss"), "LovaszSoftmaxLoss"),
+    LossSpec(
+        "LovaszHinge",
+        "region",
+        _kl("LovaszHingeLoss"),
+        "LovaszHingeLoss",
+        tasks=BINARY_ONLY,
+        settings="per image, logits recovered from the sigmoid output; binary",
     ),
     LossSpec(
         "G(D)",
@@ -126,7 +171,37 @@ SPECS: tuple[LossSpec, ...] = (
         adaptive="exp",
         settings="exploratory rule, exact search, from (1, 1, 1) (Seo et al. 2021, Fig. 2a)",
     ),
+    # boundary losses
+    LossSpec("Boundary", "boundary", _kl("BoundaryLoss"), "BoundaryLoss", distance_maps=True),
+    LossSpec(
+        "HausdorffDT",
+        "boundary",
+        _kl("OneSidedHausdorffDTLoss"),
+        "OneSidedHausdorffDTLoss",
+        distance_maps=True,
+        settings="alpha = 2 (Karimi & Salcudean 2019); one-sided",
+    ),
+    # compound losses
+    LossSpec("Dice+CE", "compound", _kl("DiceCELoss"), "DiceCELoss"),
+    LossSpec("Dice+Focal", "compound", _kl("DiceFocalLoss"), "DiceFocalLoss"),
+    LossSpec("Dice+TopK", "compound", _kl("DiceTopKLoss"), "DiceTopKLoss", settings="k = 10 %"),
+    LossSpec(
+        "Dice+Boundary",
+        "compound",
+        _kl("DiceBoundaryLoss"),
+        "DiceBoundaryLoss",
+        distance_maps=True,
+        schedule=_rebalancing,
+        settings="alpha from 1, -0.01 per pass over the training data, floor 0.01 (Kervadec et al.)",
+    ),
 )
+
+
+def available(spec: LossSpec) -> bool:
+    """Whether the installed ``keras_losses`` exports the spec's class."""
+    import keras_losses
+
+    return spec.library_class is None or hasattr(keras_losses, spec.library_class)
 
 
 def specs_for(task: str, names: list[str] | None = None) -> list[LossSpec]:
@@ -139,7 +214,7 @@ def specs_for(task: str, names: list[str] | None = None) -> list[LossSpec]:
         chosen = [known[n] for n in names]
     else:
         chosen = list(SPECS)
-    return [s for s in chosen if task in s.tasks]
+    return [s for s in chosen if task in s.tasks and available(s)]
 
 
 def run_name(name: str) -> str:

@@ -49,16 +49,17 @@ def reproduce(args) -> Path:
     from evaluation.claims import summary_line
     from tasks.lossbench import claims, report
     from tasks.lossbench.data import load_task
-    from tasks.lossbench.losses import SPECS, specs_for
+    from tasks.lossbench.losses import SPECS, available, specs_for
     from tasks.lossbench.runs import METRICS_FILE, run_dir_of, run_one
     from training import io
 
     cfg = config_from_args(args)
-    out = Path(
-        args.out or ("reports/loss-benchmark-quick" if args.quick else "reports/loss-benchmark")
-    )
+    out = Path(args.out or ("runs/loss-benchmark-quick" if args.quick else "runs/loss-benchmark"))
     out.mkdir(parents=True, exist_ok=True)
     plan = [(t, s, spec) for t in cfg.tasks for s in cfg.seeds for spec in specs_for(t, cfg.losses)]
+    missing_classes = [f"{s.name} ({s.library_class})" for s in SPECS if not available(s)]
+    if missing_classes:
+        log(f"not in this keras_losses, not run: {', '.join(missing_classes)}")
     done = sum((run_dir_of(out, t, spec, s) / METRICS_FILE).exists() for t, s, spec in plan)
     log(f"{len(plan)} runs planned, {done} done; output {out}")
     runs: dict = {}
@@ -92,6 +93,7 @@ def reproduce(args) -> Path:
         "claims_declared": claims.declarations(),
         "claims": verdicts,
         "remaining_runs": missing,
+        "losses_not_available": missing_classes,
         "cpu_seconds_this_sitting": round(cpu, 1),
     }
     io.write_json(out / "results.json", results)

@@ -154,7 +154,9 @@ def train_run(cfg: BenchConfig, spec: LossSpec, data: TaskData, seed: int, path:
     else:
         model.compile(optimizer=optimizer, loss=loss)
     if spec.schedule is not None:
-        callbacks.append(spec.schedule(loss))
+        callbacks.append(
+            spec.schedule(loss, cfg.steps_per_epoch * cfg.batch_size, len(data.x_train))
+        )
     stop = PlateauStop(cfg.patience, cfg.min_delta)
     callbacks.append(stop)
     if not model.built:  # a wrapped model (exploratory GLF) is built by one call

@@ -174,3 +174,49 @@ def test_quick_on_the_shipped_data(shared_data, tmp_path, assert_png):
     assert results["remaining_runs"] == []
     assert set(results["summary"]["lung"]) == {s.name for s in losses.specs_for("lung")}
     assert_png(out / "loss_benchmark.png")
+
+
+def _runs_for_claims(compound_better: bool, glf_gain: float):
+    """Two tasks, three seeds; compounds C1, C2 and non-compounds N1, N2 (+ the Seo losses)."""
+    from tasks.lossbench import claims
+
+    rng = np.random.default_rng(0)
+    runs = {"hippocampus": {}, "lung": {}}
+    quality = {"C1": 0.8, "C2": 0.78, "N1": 0.7, "N2": 0.6}
+    if not compound_better:
+        quality = {"C1": 0.6, "C2": 0.62, "N1": 0.8, "N2": 0.78}
+    for task in runs:
+        for name, q in quality.items():
+            runs[task][name] = {
+                str(s): {"dice": q + 0.001 * s, "hd95_mm": 10 * (1 - q)} for s in range(3)
+            }
+    for name in ("Dice", "Effectiveness", "Tversky"):
+        runs["lung"][name] = {
+            str(s): {"dice": 0.5 + 0.01 * rng.random(), "hd95_mm": 5.0} for s in range(3)
+        }
+    for name in ("G(D)", "G(E)"):
+        runs["lung"][name] = {
+            str(s): {"dice": 0.52 + glf_gain + 0.001 * s, "hd95_mm": 5.0} for s in range(3)
+        }
+    groups = {"C1": "compound", "C2": "compound", "N1": "region", "N2": "distribution"}
+    groups.update({n: "region" for n in ("Dice", "Effectiveness", "Tversky", "G(D)", "G(E)")})
+    return claims.judge(runs, groups)
+
+
+def test_claims_held_and_not_held_by_the_shared_rule():
+    held = _runs_for_claims(compound_better=True, glf_gain=0.05)
+    assert held["compound-most-robust"]["verdict"] == "held"
+    assert held["G(D)-beats-D-E-T"]["verdict"] == "held"
+    worse = _runs_for_claims(compound_better=False, glf_gain=-0.1)
+    assert worse["compound-most-robust"]["verdict"] == "not held"
+    assert worse["G(E)-beats-D-E-T"]["verdict"] == "not held"
+    # Seo's Dice, Effectiveness and Tversky enter only the lung task: left out of the ranking
+    parts = {p["claim"]: p for p in held["compound-most-robust"]["parts"]}
+    assert parts["group"]["effect"]["n"] == 3
+
+
+def test_claims_without_the_runs_are_not_tested():
+    from tasks.lossbench import claims
+
+    out = claims.judge({"lung": {}}, {})
+    assert {v["verdict"] for v in out.values()} == {"not tested"}
