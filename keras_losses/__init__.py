@@ -4,42 +4,85 @@ Every class is a ``keras.losses.Loss`` written with ``keras.ops`` and registered
 serialization under the package name ``"keras_losses"``: importing this package is all a
 ``keras.saving.load_model`` call needs.
 
-Segmentation (overlap) losses, all built on one soft TP/FP/FN helper:
-    GeneralizedLoss (Seo et al. 2021, the GLF), DiceLoss, EffectivenessLoss, TverskyLoss,
-    SquaredDiceLoss (Milletari et al.; Rajput 2021).
-Pixel losses: BinaryFocalLoss; ``keras.losses.BinaryCrossentropy`` for BCE.
-Combinations: CombinedLoss (e.g. BCE + Dice + Focal).
+Every segmentation loss reads one input convention (``keras_losses._base``): y_pred of shape
+(batch, *spatial, C), probabilities or logits (``from_logits``), one-hot or integer labels with
+an ``ignore_class``, pixel masks through ``sample_weight``, per-class losses averaged with
+optional ``class_weights``.
+
+Overlap losses, all built on one soft TP/FP/FN helper (``soft_counts``):
+    GeneralizedLoss (the GLF of Seo et al. 2021), DiceLoss, EffectivenessLoss, TverskyLoss,
+    FocalTverskyLoss (Abraham & Khan 2019), JaccardLoss, SquaredDiceLoss (Milletari et al.;
+    Rajput 2021), GeneralizedDiceLoss (Sudre et al. 2017; not the GLF).
+Pixel losses: BinaryCrossentropyLoss (pos_weight), CategoricalCrossentropyLoss (class weights),
+    BinaryFocalLoss, CategoricalFocalLoss (Lin et al. 2017).
+Overlap + pixel: DiceCELoss, DiceFocalLoss, ComboLoss (Taghanaki et al. 2019), ExpLogLoss
+    (Wong et al. 2018), the unified focal family (Yeung et al. 2022: SymmetricFocalLoss,
+    AsymmetricFocalLoss, SymmetricFocalTverskyLoss, AsymmetricFocalTverskyLoss,
+    UnifiedFocalLoss).
+Combinations: CombinedLoss (any weighted sum, e.g. BCE + Dice + Focal).
 Metric learning: ContrastiveLoss (Hadsell et al.; Baltatzis et al. 2021).
 Loss estimation: MarginRankingLoss, LossEstimatorLoss (Narayanaswamy et al. 2021),
     ClassWeightedCategoricalCrossentropy.
 """
 
-from keras_losses._base import PACKAGE, soft_counts
+from keras_losses._base import PACKAGE, OverlapLoss, SegmentationLoss, soft_counts
 from keras_losses.adaptive import (
     DeterministicGLFCallback,
     ExploratoryGLFModel,
     prepare_adaptive_glf,
 )
 from keras_losses.combined import CombinedLoss
+from keras_losses.compound import ComboLoss, DiceCELoss, DiceFocalLoss
 from keras_losses.contrastive import ContrastiveLoss
-from keras_losses.focal import BinaryFocalLoss
-from keras_losses.generalized import DiceLoss, EffectivenessLoss, GeneralizedLoss, TverskyLoss
+from keras_losses.crossentropy import BinaryCrossentropyLoss, CategoricalCrossentropyLoss
+from keras_losses.dice import DiceLoss
+from keras_losses.effectiveness import EffectivenessLoss
+from keras_losses.exp_log import ExpLogLoss
+from keras_losses.focal import BinaryFocalLoss, CategoricalFocalLoss
+from keras_losses.generalized import GeneralizedLoss
+from keras_losses.generalized_dice import GeneralizedDiceLoss
+from keras_losses.jaccard import JaccardLoss
 from keras_losses.ranking import (
     ClassWeightedCategoricalCrossentropy,
     LossEstimatorLoss,
     MarginRankingLoss,
 )
 from keras_losses.squared_dice import SquaredDiceLoss
+from keras_losses.tversky import FocalTverskyLoss, TverskyLoss
+from keras_losses.unified_focal import (
+    AsymmetricFocalLoss,
+    AsymmetricFocalTverskyLoss,
+    SymmetricFocalLoss,
+    SymmetricFocalTverskyLoss,
+    UnifiedFocalLoss,
+)
 
 __all__ = [
     "PACKAGE",
     "soft_counts",
+    "SegmentationLoss",
+    "OverlapLoss",
     "GeneralizedLoss",
     "DiceLoss",
     "EffectivenessLoss",
     "TverskyLoss",
+    "FocalTverskyLoss",
     "SquaredDiceLoss",
+    "JaccardLoss",
+    "GeneralizedDiceLoss",
+    "BinaryCrossentropyLoss",
+    "CategoricalCrossentropyLoss",
     "BinaryFocalLoss",
+    "CategoricalFocalLoss",
+    "DiceCELoss",
+    "DiceFocalLoss",
+    "ComboLoss",
+    "ExpLogLoss",
+    "SymmetricFocalLoss",
+    "AsymmetricFocalLoss",
+    "SymmetricFocalTverskyLoss",
+    "AsymmetricFocalTverskyLoss",
+    "UnifiedFocalLoss",
     "CombinedLoss",
     "ContrastiveLoss",
     "MarginRankingLoss",

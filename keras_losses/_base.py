@@ -1,10 +1,23 @@
-"""Shared pieces of every loss: the serialization package name, validation, soft counts.
+"""Shared pieces of every loss: serialization name, argument checks, the input convention and
+the soft counts.
 
-The soft TP/FP/FN arithmetic lives here and only here; Dice, Effectiveness, Tversky and
-the generalized loss are all built on :func:`soft_counts`.
+The input convention of every segmentation loss lives here and only here:
+
+* ``y_pred`` has shape ``(batch, *spatial, C)`` (2D or 3D): probabilities by default, logits
+  with ``from_logits=True`` (sigmoid for C = 1 or multi-label, softmax for multi-class).
+* ``y_true`` is either dense (one-hot, binary or soft labels of ``y_pred``'s shape) or a sparse
+  integer label map ``(batch, *spatial)`` / ``(batch, *spatial, 1)`` when C > 1; one label value
+  (``ignore_class``) may mark void pixels.
+* A pixel mask (Keras ``sample_weight`` with the label's spatial shape, or ``mask=``) weights
+  every pixel's contribution to the counts: the loss of the masked pixels only.
+
+The soft TP/FP/FN arithmetic lives in :func:`soft_counts`; Dice, Tversky, Effectiveness, the
+GLF and the other overlap losses are built on it through :class:`OverlapLoss`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -15,89 +28,354 @@ PACKAGE = "keras_losses"
 
 register = keras.saving.register_keras_serializable(package=PACKAGE)
 
+ACTIVATIONS = ("auto", "sigmoid", "softmax")
+CLASS_REDUCTIONS = ("mean", "pooled")
 
+
+# ---------------------------------------------------------------------- argument checks
 def check_positive(name: str, value) -> float:
     """Return ``value`` as a float, or raise a ValueError naming the argument."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a positive number; received {value!r}") from None
+    value = _number(name, value, "a positive number")
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"`{name}` must be a positive number; received {value}")
     return value
 
 
 def check_nonnegative(name: str, value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a non-negative number; received {value!r}") from None
+    """Return ``value`` as a float >= 0, or raise a ValueError naming the argument."""
+    value = _number(name, value, "a non-negative number")
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"`{name}` must be a non-negative number; received {value}")
     return value
 
 
+def check_in_range(name: str, value, lo: float, hi: float) -> float:
+    """Return ``value`` as a float in the closed interval [lo, hi], or raise a ValueError."""
+    value = _number(name, value, f"a number in [{lo:g}, {hi:g}]")
+    if not (lo <= value <= hi):  # also refuses NaN
+        raise ValueError(f"`{name}` must be a number in [{lo:g}, {hi:g}]; received {value}")
+    return value
+
+
+def _number(name: str, value, what: str) -> float:
+    # bool is an int subclass: `smooth=True` is a mistake, not 1.0. Strings are refused even
+    # when float() would read them ("1e-5" from a config file is fine to convert upstream).
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise ValueError(f"`{name}` must be {what}; received {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be {what}; received {value!r}") from None
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is a bool (numpy bools too); refuse strings such as ``"False"``."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"`{name}` must be True or False; received {value!r}")
+
+
+def check_choice(name: str, value, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(map(repr, choices))}; received {value!r}"
+        )
+    return value
+
+
+def check_class_weights(name: str, weights) -> list[float] | None:
+    """``None``, or a list of finite weights >= 0, not all zero (a weight of 0 drops a class)."""
+    if weights is None:
+        return None
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__") or len(weights) == 0:
+        raise ValueError(f"`{name}` must list one weight per class; received {weights!r}")
+    out = [check_nonnegative(f"{name}[{i}]", w) for i, w in enumerate(weights)]
+    if sum(out) <= 0:
+        raise ValueError(f"`{name}` must hold at least one weight > 0; received {out}")
+    return out
+
+
+def check_ignore_class(value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not float(value).is_integer():
+        raise ValueError(f"`ignore_class` must be an integer label or None; received {value!r}")
+    return int(value)
+
+
+def check_smoothing(smooth, smooth_nr, smooth_dr) -> tuple[float, float, float]:
+    """``(smooth, smooth_nr, smooth_dr)``: the two terms default to the shorthand ``smooth``."""
+    smooth = check_nonnegative("smooth", smooth)
+    nr = smooth if smooth_nr is None else check_nonnegative("smooth_nr", smooth_nr)
+    dr = smooth if smooth_dr is None else check_nonnegative("smooth_dr", smooth_dr)
+    return smooth, nr, dr
+
+
 def check_shapes(y_true, y_pred, loss_name: str) -> None:
     """Raise a ValueError if the static shapes of ``y_true`` and ``y_pred`` disagree."""
     st, sp = tuple(y_true.shape), tuple(y_pred.shape)
-    if len(st) != len(sp) or any(a is not None and b is not None and a != b for a, b in zip(st, sp, strict=True)):
+    if len(st) != len(sp) or any(
+        a is not None and b is not None and a != b for a, b in zip(st, sp, strict=True)
+    ):
         raise ValueError(
             f"{loss_name}: `y_true` and `y_pred` must have the same shape; "
             f"received y_true.shape={st} and y_pred.shape={sp}"
         )
 
 
-def check_unit_interval(name: str, x, loss_name: str) -> None:
-    """Raise a ValueError if ``x`` holds values outside [0, 1].
+# ---------------------------------------------------------------------- value checks
+def is_concrete(x) -> bool:
+    """True when ``x`` holds values now (eager), False inside a traced (compiled) function."""
+    if isinstance(x, keras.KerasTensor):
+        return False
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    Only checked when ``x`` is a concrete (eager) tensor: inside a compiled train step the
-    values are not known at trace time, and a data check belongs in the data pipeline
-    (``train.py --check-data``).
-    """
-    if not _is_concrete(x):
-        return
+        return tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return not isinstance(x, jax.core.Tracer)
+    return True
+
+
+def _value_range(x) -> tuple[float, float, bool] | None:
     values = ops.convert_to_numpy(x)
     if values.size == 0:
+        return None
+    return float(np.nanmin(values)), float(np.nanmax(values)), bool(np.isnan(values).any())
+
+
+def check_unit_interval(name: str, x, loss_name: str) -> None:
+    """Raise a ValueError if the concrete tensor ``x`` holds values outside [0, 1] (or NaN).
+
+    Inside a compiled step the values are unknown at trace time: :class:`OverlapLoss` then
+    checks with :func:`graph_check` instead.
+    """
+    if not is_concrete(x):
         return
-    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
-    if lo < 0 or hi > 1 or np.isnan(values).any():
+    found = _value_range(x)
+    if found is None:
+        return
+    lo, hi, nan = found
+    if lo < 0 or hi > 1 or nan:
         raise ValueError(
             f"{loss_name}: `{name}` must hold values in [0, 1]; received values in [{lo:g}, {hi:g}]"
+            + (" and NaN" if nan else "")
         )
 
 
-def _is_concrete(x) -> bool:
-    import tensorflow as tf
+def check_probabilities(y_pred, loss_name: str) -> None:
+    """Like :func:`check_unit_interval` for ``y_pred``, with the hint that fixes a logit output."""
+    if not is_concrete(y_pred):
+        return
+    found = _value_range(y_pred)
+    if found is None:
+        return
+    lo, hi, nan = found
+    if lo < 0 or hi > 1 or nan:
+        raise ValueError(
+            f"{loss_name}: `y_pred` must hold probabilities in [0, 1]; received values in "
+            f"[{lo:g}, {hi:g}]{' and NaN' if nan else ''}. If the model outputs logits (no "
+            "sigmoid/softmax on its last layer), pass `from_logits=True` to the loss"
+        )
 
-    return tf.executing_eagerly() and not isinstance(x, keras.KerasTensor)
+
+def graph_check(ok, message: str):
+    """Stop a compiled step with ``message`` when the boolean scalar ``ok`` is False.
+
+    TensorFlow: an ``Assert`` op that fails the step (dropped under XLA, where no op can raise).
+    JAX: a host callback that raises when it runs. Other backends run eagerly and are checked
+    there. Returns nothing; costs two scalar reductions per checked tensor.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.debugging.Assert(ok, [message])
+    elif backend == "jax":
+        import jax
+
+        def _raise(flag):
+            if not bool(flag):
+                raise ValueError(message)
+
+        jax.debug.callback(_raise, ok)
 
 
-def soft_counts(y_true, y_pred, per_image: bool):
-    """Soft true positives, false positives and false negatives of a binary segmentation.
+# ---------------------------------------------------------------------- input convention
+def to_probabilities(y_pred, from_logits: bool, activation: str = "auto"):
+    """``y_pred`` as float32 probabilities: unchanged, or sigmoid/softmax of logits.
 
-    Formula:
-        TP = sum(p * y),  FP = sum(p * (1 - y)),  FN = sum((1 - p) * y)
+    ``activation="auto"`` picks the sigmoid for one channel and the softmax over the last axis
+    for several; ``"sigmoid"`` treats every channel as its own binary problem (multi-label).
+    """
+    y_pred = ops.cast(y_pred, "float32")
+    if not from_logits:
+        return y_pred
+    channels = y_pred.shape[-1]
+    if activation == "sigmoid" or (activation == "auto" and channels == 1):
+        return ops.sigmoid(y_pred)
+    return ops.softmax(y_pred, axis=-1)
+
+
+def is_sparse(y_true, y_pred) -> bool:
+    """True when ``y_true`` is an integer label map for the C > 1 channels of ``y_pred``."""
+    rt, rp = len(y_true.shape), len(y_pred.shape)
+    channels = y_pred.shape[-1]
+    if rt == rp - 1:
+        return True
+    return rt == rp and channels != 1 and y_true.shape[-1] == 1
+
+
+def standardize_labels(y_true, y_pred, ignore_class: int | None, loss_name: str):
+    """Dense float32 labels of ``y_pred``'s shape, and a (batch, *spatial, 1) validity mask.
+
+    Returns ``(labels, valid)``; ``valid`` is None when no pixel can be void. Sparse label
+    maps become one-hot vectors (``ignore_class`` pixels become all-zero rows with valid = 0);
+    one channel of binary labels with ``ignore_class`` (e.g. 255 for void) gets the same mask.
+    """
+    channels = y_pred.shape[-1]
+    if is_sparse(y_true, y_pred):
+        if len(y_true.shape) == len(y_pred.shape):
+            y_true = ops.squeeze(y_true, axis=-1)
+        if channels is None:
+            raise ValueError(f"{loss_name}: the class axis of `y_pred` must have a static size")
+        if channels == 1:  # a binary mask without its channel axis
+            labels = ops.expand_dims(ops.cast(y_true, "float32"), -1)
+            return _ignore_binary(labels, ignore_class)
+        labels = ops.cast(y_true, "int32")
+        valid = None
+        if ignore_class is not None:
+            keep = ops.not_equal(labels, ignore_class)
+            labels = ops.where(keep, labels, 0)
+            valid = ops.expand_dims(ops.cast(keep, "float32"), -1)
+        onehot = ops.one_hot(labels, channels, dtype="float32")
+        if valid is not None:
+            onehot = onehot * valid
+        return onehot, valid
+    check_shapes(y_true, y_pred, loss_name)
+    labels = ops.cast(y_true, "float32")
+    if ignore_class is not None:
+        if channels != 1:
+            raise ValueError(
+                f"{loss_name}: `ignore_class` marks void pixels of an integer label map or of a "
+                f"one-channel mask; `y_true` is one-hot with {channels} channels: pass a pixel "
+                "mask (`sample_weight`) instead"
+            )
+        return _ignore_binary(labels, ignore_class)
+    return labels, None
+
+
+def _ignore_binary(labels, ignore_class):
+    if ignore_class is None:
+        return labels, None
+    keep = ops.cast(ops.not_equal(labels, float(ignore_class)), "float32")
+    return labels * keep, keep
+
+
+def pixel_weights(sample_weight, y_pred, loss_name: str):
+    """A pixel-weight tensor of shape (batch, *spatial, 1), or None.
+
+    Accepts weights of shape (batch,) (one per image), (batch, *spatial) or
+    (batch, *spatial, 1). Anything else is refused with both shapes in the message.
+    """
+    if sample_weight is None:
+        return None
+    w = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+    rank, spatial = len(w.shape), len(y_pred.shape) - 2
+    if rank == 0:
+        w = ops.reshape(w, (1,) * (spatial + 2))
+    elif rank == 1 or (rank == 2 and w.shape[-1] == 1 and spatial > 1):
+        w = ops.reshape(w, (-1,) + (1,) * (spatial + 1))
+    elif rank == spatial + 1:
+        w = ops.expand_dims(w, -1)
+    elif not (rank == spatial + 2 and w.shape[-1] == 1):
+        raise ValueError(
+            f"{loss_name}: a pixel mask (`sample_weight`) must have the labels' spatial shape "
+            f"(batch, *spatial) or (batch, *spatial, 1), or one weight per image; received "
+            f"shape {tuple(w.shape)} for y_pred.shape={tuple(y_pred.shape)}"
+        )
+    return w
+
+
+def merge_weights(*weights):
+    out = None
+    for w in weights:
+        if w is not None:
+            out = w if out is None else out * w
+    return out
+
+
+def drop_background(*tensors):
+    """Remove channel 0 (the background class) from each tensor's last axis."""
+    return tuple(t[..., 1:] for t in tensors)
+
+
+# ---------------------------------------------------------------------- soft counts
+def count_axes(rank: int, per_image: bool, per_class: bool) -> tuple[int, ...]:
+    """The axes summed over: spatial, plus batch unless ``per_image``, plus class unless
+    ``per_class``."""
+    axes = list(range(1, rank - 1))
+    if not per_image:
+        axes.insert(0, 0)
+    if not per_class:
+        axes.append(rank - 1)
+    return tuple(axes)
+
+
+def soft_counts(y_true, y_pred, per_image: bool, per_class: bool = False, weights=None):
+    """Soft true positives, false positives and false negatives of a segmentation.
+
+    Formula (sums over the pixels i of the reduced axes; w_i = 1 without weights):
+        TP = sum_i w_i p_i y_i,  FP = sum_i w_i p_i (1 - y_i),  FN = sum_i w_i (1 - p_i) y_i
+
+    FP and FN are computed as sum(w p) - TP and sum(w y) - TP (one product per pixel, as a
+    Dice needs), clipped at 0 against rounding.
 
     Args:
-        y_true: labels in [0, 1], shape ``(batch, ...)``.
+        y_true: labels in [0, 1], shape ``(batch, *spatial, C)``.
         y_pred: probabilities in [0, 1], same shape.
-        per_image: if True, sum over all axes but the batch axis and return shape
-            ``(batch,)``; if False, pool over the whole batch and return scalars.
+        per_image: if True keep the batch axis; if False pool over the whole batch.
+        per_class: if True keep the class (last) axis; if False pool over the channels too.
+        weights: optional pixel weights broadcastable to ``y_pred`` (e.g. (batch, *spatial, 1)).
 
     Returns:
-        ``(tp, fp, fn)`` as float32 tensors. Sums are accumulated in float32 even for
-        float16/bfloat16 inputs (a 512x512 float16 sum overflows at 65504).
+        ``(tp, fp, fn)`` as float32 tensors of shape ``(batch, C)``, ``(batch,)``, ``(C,)`` or
+        ``()``. Sums are accumulated in float32 even for float16/bfloat16 inputs (a 512x512
+        float16 sum overflows at 65504).
     """
-    y_true = ops.cast(y_true, "float32")
-    y_pred = ops.cast(y_pred, "float32")
-    axis = tuple(range(1, len(y_pred.shape))) if per_image else None
-    tp = ops.sum(y_pred * y_true, axis=axis)
-    fp = ops.sum(y_pred * (1.0 - y_true), axis=axis)
-    fn = ops.sum((1.0 - y_pred) * y_true, axis=axis)
+    y = ops.cast(y_true, "float32")
+    p = ops.cast(y_pred, "float32")
+    axis = count_axes(len(p.shape), per_image, per_class)
+    if weights is not None:
+        w = ops.cast(weights, "float32")
+        p = p * w  # (batch, *spatial, C)
+        sum_y = ops.sum(y * w, axis=axis)
+    else:
+        sum_y = ops.sum(y, axis=axis)
+    tp = ops.sum(p * y, axis=axis)
+    fp = ops.maximum(ops.sum(p, axis=axis) - tp, 0.0)
+    fn = ops.maximum(sum_y - tp, 0.0)
     return tp, fp, fn
 
 
+def mean_over_classes(values, class_weights=None):
+    """Mean of per-class values over the last axis, weighted by ``class_weights`` if given.
+
+    Formula: sum_c w_c v_c / sum_c w_c (w_c = 1 without weights).
+    """
+    if class_weights is None:
+        return ops.mean(values, axis=-1)
+    w = ops.convert_to_tensor(np.asarray(class_weights, "float32"))
+    return ops.sum(values * w, axis=-1) / float(np.sum(class_weights))
+
+
+# ---------------------------------------------------------------------- distribution
 def _replica_context():
+    if keras.backend.backend() != "tensorflow":
+        return None
     import tensorflow as tf
 
     context = tf.distribute.get_replica_context()
@@ -107,15 +385,18 @@ def _replica_context():
 
 
 def sum_over_replicas(x):
-    """Sum ``x`` over the replicas of a ``tf.distribute`` strategy (identity on one device).
+    """Sum ``x`` over the replicas of a ``tf.distribute`` strategy (identity on one device and
+    on the other backends).
 
     The all-reduce is differentiable, so a loss of globally pooled counts trains as on one
     device with the global batch.
     """
+    context = _replica_context()
+    if context is None:
+        return x
     import tensorflow as tf
 
-    context = _replica_context()
-    return x if context is None else context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
 
 
 def scale_for_replicas(value):
@@ -127,3 +408,290 @@ def scale_for_replicas(value):
     """
     context = _replica_context()
     return value if context is None else value / context.num_replicas_in_sync
+
+
+# ---------------------------------------------------------------------- the base class
+class SegmentationLoss(keras.losses.Loss):
+    """Base of every segmentation loss: the input convention, masks and the reduction.
+
+    A subclass implements :meth:`compute` on prepared tensors; this class turns
+    ``(y_true, y_pred, sample_weight)`` into them and reduces the result:
+
+    * ``y_pred`` (batch, *spatial, C): probabilities, or logits with ``from_logits=True``;
+    * ``y_true`` dense of the same shape, or an integer label map for C > 1;
+    * ``sample_weight`` / ``mask`` with the labels' spatial shape: pixel weights inside the
+      loss (never a rescaling of the unmasked value); one weight per image: Keras's
+      weighted mean of per-image values (pooled losses fold it into the pixel weights).
+
+    Subclasses that cannot honour pixel weights set ``supports_mask = False`` and get a
+    clear error instead.
+    """
+
+    supports_mask = True
+    # Pooled counts are all-reduced over replicas (training.fit checks this flag).
+    global_batch = True
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        activation: str = "auto",
+        include_background: bool = True,
+        ignore_class: int | None = None,
+        name: str | None = None,
+        reduction: str = "sum_over_batch_size",
+        dtype=None,
+        **kwargs,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, **kwargs)
+        self.from_logits = check_bool("from_logits", from_logits)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        self.include_background = check_bool("include_background", include_background)
+        self.ignore_class = check_ignore_class(ignore_class)
+
+    # -------------------------------------------------------------- preparing the inputs
+    def prepare(
+        self, y_true, y_pred, sample_weight=None, probabilities: bool = True, drop: bool = True
+    ):
+        """``(labels, probabilities, weights)`` in float32, background dropped if asked.
+
+        ``weights`` has shape (batch, *spatial, 1) (or broadcasts to it) or is None.
+        ``probabilities=False`` returns None in their place (for losses that work on logits);
+        ``drop=False`` keeps the background channel whatever ``include_background`` says.
+        """
+        name = type(self).__name__
+        if len(y_pred.shape) < 2:
+            raise ValueError(
+                f"{name}: `y_pred` must have shape (batch, *spatial, classes); received "
+                f"shape {tuple(y_pred.shape)}"
+            )
+        self.check_values(y_true, y_pred)
+        labels, valid = standardize_labels(y_true, y_pred, self.ignore_class, name)
+        probs = (
+            to_probabilities(y_pred, self.from_logits, self.activation) if probabilities else None
+        )
+        weights = merge_weights(valid, pixel_weights(sample_weight, y_pred, name))
+        if drop and not self.include_background and (y_pred.shape[-1] or 1) > 1:
+            labels = labels[..., 1:]
+            probs = None if probs is None else probs[..., 1:]
+        return labels, probs, weights
+
+    def check_values(self, y_true, y_pred) -> None:
+        """Refuse labels and (when not from logits) predictions outside their range.
+
+        Eager calls check with numpy; compiled steps with :func:`graph_check` (two scalar
+        reductions per tensor, measured in benchmarks/bench_losses.py).
+        """
+        name = type(self).__name__
+        sparse = is_sparse(y_true, y_pred) and y_pred.shape[-1] != 1
+        channels = y_pred.shape[-1]
+        if is_concrete(y_true) and is_concrete(y_pred):
+            if sparse:
+                self._check_label_map(y_true, channels)
+            elif self.ignore_class is None:
+                check_unit_interval("y_true", y_true, name)
+            if not self.from_logits:
+                check_probabilities(y_pred, name)
+            return
+        if keras.backend.backend() not in ("tensorflow", "jax"):
+            return
+        if not self.from_logits:
+            p = ops.cast(y_pred, "float32")
+            ok = ops.logical_and(ops.min(p) >= 0.0, ops.max(p) <= 1.0)
+            graph_check(
+                ok,
+                f"{name}: `y_pred` must hold probabilities in [0, 1]. If the model outputs "
+                "logits (no sigmoid/softmax on its last layer), pass `from_logits=True` to the loss",
+            )
+        if self.ignore_class is None:
+            y = ops.cast(y_true, "float32")
+            hi = float(channels - 1) if sparse else 1.0
+            ok = ops.logical_and(ops.min(y) >= 0.0, ops.max(y) <= hi)
+            graph_check(
+                ok,
+                f"{name}: `y_true` must hold "
+                + (f"class indices in [0, {channels - 1}]" if sparse else "values in [0, 1]"),
+            )
+
+    def _check_label_map(self, y_true, channels) -> None:
+        values = np.unique(ops.convert_to_numpy(y_true))
+        allowed = set(range(channels)) | (
+            {self.ignore_class} if self.ignore_class is not None else set()
+        )
+        bad = [v for v in values.tolist() if v not in allowed]
+        if bad:
+            shown = ", ".join(f"{v:g}" for v in bad[:5])
+            raise ValueError(
+                f"{type(self).__name__}: an integer label map for {channels} classes must hold "
+                f"labels in {{0, ..., {channels - 1}}}"
+                + (
+                    f" or the ignore label {self.ignore_class}"
+                    if self.ignore_class is not None
+                    else ""
+                )
+                + f"; found {shown}"
+            )
+
+    # -------------------------------------------------------------- calling
+    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+        with keras.name_scope(self.name):
+            y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
+            y_true = ops.convert_to_tensor(y_true)
+            if mask is not None:
+                sample_weight = (
+                    mask
+                    if sample_weight is None
+                    else merge_weights(
+                        pixel_weights(mask, y_pred, self.name),
+                        pixel_weights(sample_weight, y_pred, self.name),
+                    )
+                )
+            per_sample = None
+            if sample_weight is not None:
+                if not self.supports_mask:
+                    raise ValueError(
+                        f"{type(self).__name__} cannot weight single pixels, so it cannot honour a "
+                        "pixel mask (`sample_weight`/`mask`): use an overlap or cross-entropy "
+                        "loss of keras_losses, which count the masked pixels only"
+                    )
+                sw = ops.convert_to_tensor(sample_weight)
+                if self.keeps_batch_axis and _is_per_image_weight(sw, y_pred):
+                    per_sample, sample_weight = ops.reshape(ops.cast(sw, self.dtype), (-1,)), None
+            values = self.compute(y_true, y_pred, sample_weight)
+            if tuple(values.shape) == (0,) and self.reduction not in (None, "none"):
+                return ops.zeros((), dtype=self.dtype)  # an empty batch
+            return keras.src.losses.loss.reduce_weighted_values(
+                values, sample_weight=per_sample, reduction=self.reduction, dtype=self.dtype
+            )
+
+    def call(self, y_true, y_pred):
+        return self.compute(y_true, y_pred, None)
+
+    @property
+    def keeps_batch_axis(self) -> bool:
+        """True when :meth:`compute` returns one value per image (Keras then weighs images)."""
+        return True
+
+    def compute(self, y_true, y_pred, sample_weight):
+        """One loss value per image, or a scalar for losses pooled over the batch."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "from_logits": self.from_logits,
+            "activation": self.activation,
+            "include_background": self.include_background,
+            "ignore_class": self.ignore_class,
+        }
+
+
+def _is_per_image_weight(w, y_pred) -> bool:
+    rank = len(w.shape)
+    return rank == 1 or (rank == 2 and w.shape[-1] == 1 and len(y_pred.shape) > 3)
+
+
+class OverlapLoss(SegmentationLoss):
+    """Base of the losses built on soft TP/FP/FN counts (Dice, Tversky, Jaccard, the GLF ...).
+
+    A subclass implements :meth:`from_counts` (per-class loss from counts); this class counts,
+    averages over the classes (weighted by ``class_weights``) or pools the channels first, and
+    pools over the batch or averages per image.
+
+    Args (shared by every overlap loss):
+        from_logits: ``y_pred`` holds logits: sigmoid (C = 1, or ``activation="sigmoid"``
+            for multi-label) or softmax over the classes is applied first. Default False.
+        activation: ``"auto"`` (default: sigmoid for one channel, softmax for several),
+            ``"sigmoid"`` or ``"softmax"``; used only with ``from_logits=True``.
+        include_background: if False, channel 0 is left out (C > 1 only). Default True.
+        ignore_class: a label value marking void pixels of an integer label map or of a
+            one-channel mask; they count nowhere. Default None (Keras's ``ignore_class``).
+        class_weights: C weights (>= 0, not all 0): of the per-class losses in their mean, or
+            (``class_reduction="pooled"``) of each channel's counts in the pooled counts. With
+            ``include_background=False`` C - 1 weights (or C, the first ignored). Default None.
+        class_reduction: ``"mean"`` (default): one loss per class, averaged; ``"pooled"``:
+            counts summed over the channels first (a single loss over every channel).
+        per_image: if False (default), pool the counts over the whole batch; if True, one loss
+            per image, averaged by the base class (MONAI's ``batch=False``).
+        smooth: shorthand for ``smooth_nr = smooth_dr = smooth``.
+        smooth_nr, smooth_dr: smoothing added to numerator and denominator (MONAI's names).
+    """
+
+    def __init__(
+        self,
+        per_image: bool = False,
+        smooth: float = 1.0,
+        smooth_nr: float | None = None,
+        smooth_dr: float | None = None,
+        class_weights=None,
+        class_reduction: str = "mean",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.per_image = check_bool("per_image", per_image)
+        self.smooth, self.smooth_nr, self.smooth_dr = check_smoothing(smooth, smooth_nr, smooth_dr)
+        self.class_weights = check_class_weights("class_weights", class_weights)
+        self.class_reduction = check_choice("class_reduction", class_reduction, CLASS_REDUCTIONS)
+
+    @property
+    def keeps_batch_axis(self) -> bool:
+        return self.per_image
+
+    def resolved_class_weights(self, channels: int | None):
+        """The class weights for the channels left after background removal (or None)."""
+        w = self.class_weights
+        if w is None:
+            return None
+        if channels is not None and len(w) == channels + 1 and not self.include_background:
+            w = w[1:]
+        if channels is not None and len(w) != channels:
+            raise ValueError(
+                f"{type(self).__name__}: {len(self.class_weights)} class weights for "
+                f"{channels + (0 if self.include_background else 1)} classes"
+                + ("" if self.include_background else " (background excluded)")
+            )
+        if sum(w) <= 0:
+            raise ValueError(f"{type(self).__name__}: every class weight left is 0: {w}")
+        return w
+
+    def counts(self, labels, probs, weights, per_class: bool | None = None):
+        """Soft (TP, FP, FN): per class (class_reduction="mean", or ``per_class=True``) or
+        summed over the channels, each channel's counts weighted by its class weight
+        (class_reduction="pooled"); summed over replicas when pooled over the batch."""
+        pooled_weights = None
+        if per_class is None:
+            per_class = self.class_reduction == "mean"
+            if not per_class:
+                pooled_weights = self.resolved_class_weights(probs.shape[-1])
+        keep_class_axis = per_class or pooled_weights is not None
+        tp, fp, fn = soft_counts(labels, probs, self.per_image, keep_class_axis, weights)
+        if pooled_weights is not None:
+            w = ops.convert_to_tensor(np.asarray(pooled_weights, "float32"))
+            tp, fp, fn = (ops.sum(c * w, axis=-1) for c in (tp, fp, fn))
+        if not self.per_image:
+            tp, fp, fn = sum_over_replicas(tp), sum_over_replicas(fp), sum_over_replicas(fn)
+        return tp, fp, fn
+
+    def reduce(self, per_class, channels):
+        """Per-class values -> per-image values (or a scalar when pooled over the batch)."""
+        if self.class_reduction == "mean":
+            per_class = mean_over_classes(per_class, self.resolved_class_weights(channels))
+        return per_class if self.per_image else scale_for_replicas(per_class)
+
+    def compute(self, y_true, y_pred, sample_weight):
+        labels, probs, weights = self.prepare(y_true, y_pred, sample_weight)
+        tp, fp, fn = self.counts(labels, probs, weights)
+        return self.reduce(self.from_counts(tp, fp, fn), probs.shape[-1])
+
+    def from_counts(self, tp, fp, fn):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "per_image": self.per_image,
+            "smooth": self.smooth,
+            "smooth_nr": self.smooth_nr,
+            "smooth_dr": self.smooth_dr,
+            "class_weights": self.class_weights,
+            "class_reduction": self.class_reduction,
+        }

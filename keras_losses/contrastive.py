@@ -57,7 +57,9 @@ class ContrastiveLoss(keras.losses.Loss):
         if len(labels.shape) == 2 and labels.shape[-1] not in (None, 1):
             labels = ops.argmax(labels, axis=-1)  # one-hot -> class index
         labels = ops.reshape(labels, (-1,))
-        same = ops.cast(ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0)), "float32")
+        same = ops.cast(
+            ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0)), "float32"
+        )
         d2 = pairwise_squared_distances(y_pred)
         # Same-class pairs use d^2 directly. Dissimilar pairs need d, and sqrt has an infinite
         # derivative at 0: the floor keeps it finite (two identical embeddings then get a zero
@@ -66,7 +68,9 @@ class ContrastiveLoss(keras.losses.Loss):
         pair = same * d2 + (1.0 - same) * ops.square(ops.maximum(self.margin - d, 0.0))
         n = ops.shape(pair)[0]
         off_diagonal = 1.0 - ops.eye(n, dtype="float32")
-        per_sample = ops.sum(pair * off_diagonal, axis=1) / ops.maximum(ops.cast(n, "float32") - 1.0, 1.0)
+        per_sample = ops.sum(pair * off_diagonal, axis=1) / ops.maximum(
+            ops.cast(n, "float32") - 1.0, 1.0
+        )
         return per_sample
 
     def get_config(self):

@@ -1,4 +1,10 @@
-"""The generalized loss function (GLF) of Seo, Bassenne and Xing and its special cases."""
+"""The generalized loss function (GLF) of Seo, Bassenne and Xing.
+
+Its special cases have their own modules on the same soft counts: :class:`DiceLoss`
+(``dice.py``), :class:`EffectivenessLoss` (``effectiveness.py``), :class:`TverskyLoss`
+(``tversky.py``). Not to be confused with the Generalized Dice loss of Sudre et al.
+(:class:`GeneralizedDiceLoss`).
+"""
 
 from __future__ import annotations
 
@@ -238,101 +244,4 @@ class GeneralizedLoss(keras.losses.Loss):
         config = super().get_config()
         config.update(self.coefficients)
         config.update({"per_image": self.per_image, "smooth": self.smooth})
-        return config
-
-
-@register
-class DiceLoss(GeneralizedLoss):
-    """Soft Dice loss, the GLF with alpha_p = alpha_n = beta2 = 1.
-
-    Formula:
-        L = 1 - (2 TP + s) / (2 TP + FP + FN + s)
-
-    Args:
-        per_image: pool counts over the batch (False, default) or average per image (True).
-        smooth: smoothing constant s. Default 1.0.
-
-    Reference:
-        Seo et al., IEEE TMI 2021, eq. (1) with alpha_p = alpha_n = beta2 = 1; Milletari et
-        al., V-Net, 3DV 2016 (with linear instead of squared denominators).
-    """
-
-    def __init__(self, per_image=False, smooth=1.0, name="dice_loss", **kwargs):
-        super().__init__(1.0, 1.0, 1.0, per_image=per_image, smooth=smooth, name=name, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        for key in ("alpha_p", "alpha_n", "beta2"):
-            config.pop(key)
-        return config
-
-
-@register
-class EffectivenessLoss(GeneralizedLoss):
-    """Van Rijsbergen's effectiveness (F-beta) loss, the GLF with alpha_p = alpha_n = 1.
-
-    Formula:
-        L = 1 - ((1 + beta2) TP + s) / ((1 + beta2) TP + FP + beta2 FN + s)
-
-    Args:
-        beta2: beta^2 (> 0): beta2 > 1 weighs recall over precision. Default 1.0 (Dice).
-        per_image, smooth: as for :class:`GeneralizedLoss`.
-
-    Reference:
-        Seo et al., IEEE TMI 2021, eq. (1) with alpha_p = alpha_n = 1.
-    """
-
-    def __init__(self, beta2=1.0, per_image=False, smooth=1.0, name="effectiveness_loss", **kwargs):
-        super().__init__(1.0, 1.0, beta2, per_image=per_image, smooth=smooth, name=name, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("alpha_p")
-        config.pop("alpha_n")
-        return config
-
-
-@register
-class TverskyLoss(GeneralizedLoss):
-    """Tversky loss, the GLF with beta2 = 1, written in the usual Tversky coefficients.
-
-    Formula:
-        L = 1 - (TP + s') / (TP + alpha FP + beta FN + s')
-
-    ``alpha`` weighs false POSITIVES and ``beta`` false NEGATIVES (Salehi et al. 2017).
-    As a GLF: alpha_p = 2 alpha, alpha_n = 2 beta, beta2 = 1 (and s' = s / 2).
-
-    Args:
-        alpha: weight of false positives (> 0). Default 0.5.
-        beta: weight of false negatives (> 0). Default 0.5 (Dice).
-        per_image, smooth: as for :class:`GeneralizedLoss`.
-
-    Reference:
-        S. S. M. Salehi, D. Erdogmus, A. Gholipour, "Tversky loss function for image
-        segmentation using 3D fully convolutional deep networks", MLMI 2017;
-        Seo et al., IEEE TMI 2021, eq. (1) with beta2 = 1.
-    """
-
-    def __init__(
-        self, alpha=0.5, beta=0.5, per_image=False, smooth=1.0, name="tversky_loss", **kwargs
-    ):
-        alpha = check_positive("alpha", alpha)
-        beta = check_positive("beta", beta)
-        super().__init__(
-            2.0 * alpha, 2.0 * beta, 1.0, per_image=per_image, smooth=smooth, name=name, **kwargs
-        )
-
-    @property
-    def alpha(self) -> float:
-        return _shortest_float(self.alpha_p_var / 2.0)
-
-    @property
-    def beta(self) -> float:
-        return _shortest_float(self.alpha_n_var / 2.0)
-
-    def get_config(self):
-        config = super().get_config()
-        for key in ("alpha_p", "alpha_n", "beta2"):
-            config.pop(key)
-        config.update({"alpha": self.alpha, "beta": self.beta})
         return config

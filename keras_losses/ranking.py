@@ -5,7 +5,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_losses._base import check_nonnegative, check_positive, register
+from keras_losses._base import (
+    check_choice,
+    check_class_weights,
+    check_nonnegative,
+    check_positive,
+    register,
+)
 
 PAIR_REDUCTIONS = ("mean", "sum")
 RANK_TARGETS = ("ce", "weighted-ce")
@@ -181,15 +187,27 @@ def per_sample_crossentropy(y_true, probs, class_weights=None):
     return ops.sum(terms, axis=-1)
 
 
+NORMALIZATIONS = ("weights", "samples")
+
+
 @register
 class ClassWeightedCategoricalCrossentropy(keras.losses.Loss):
     """Categorical cross-entropy with a weight per class, for imbalanced classes.
 
-    Formula:
-        L_i = -sum_c w_c y_ic log p_ic
+    Formula (sample i of a batch of n, true class y_i):
+        l_i = -sum_c w_c y_ic log p_ic
+        L   = sum_i l_i / sum_i w_{y_i}       (normalization="weights", default)
+        L   = sum_i l_i / n                   (normalization="samples")
+
+    ``"weights"`` divides by the sum of the weights of the samples seen (PyTorch's
+    ``CrossEntropyLoss(weight=...)``), so the loss keeps the scale of an unweighted
+    cross-entropy whatever the weights; ``"samples"`` divides by the number of samples (the
+    weighted losses' plain batch mean, which the dermoscopy study trains with).
 
     Args:
-        class_weights: list of C positive weights (e.g. inverse class frequencies).
+        class_weights: list of C weights >= 0, not all 0 (e.g. inverse class frequencies); a
+            weight of 0 leaves that class out.
+        normalization: ``"weights"`` (default) or ``"samples"``.
         name, reduction, dtype: as for ``keras.losses.Loss``.
 
     Inputs:
@@ -198,15 +216,28 @@ class ClassWeightedCategoricalCrossentropy(keras.losses.Loss):
     Reference:
         Narayanaswamy et al. 2021 (class-weighted CE on ISIC 2019), and the standard
         weighted cross-entropy of imbalanced classification.
+
+    Example:
+        >>> import numpy as np
+        >>> y = np.array([[1.0, 0.0], [0.0, 1.0]])  # shape: (2, 2)
+        >>> p = np.array([[0.5, 0.5], [0.2, 0.8]])
+        >>> loss = ClassWeightedCategoricalCrossentropy([1.0, 3.0])
+        >>> round(float(loss(y, p)), 4)  # (1 * -log 0.5 + 3 * -log 0.8) / (1 + 3)
+        0.3406
     """
 
-    def __init__(self, class_weights, name="class_weighted_categorical_crossentropy", **kwargs):
+    def __init__(
+        self,
+        class_weights,
+        normalization: str = "weights",
+        name="class_weighted_categorical_crossentropy",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
-        if class_weights is None or len(class_weights) == 0:
+        self.class_weights = check_class_weights("class_weights", class_weights)
+        if self.class_weights is None:
             raise ValueError("`class_weights` must list one weight per class; received none")
-        self.class_weights = [
-            check_positive(f"class_weights[{i}]", w) for i, w in enumerate(class_weights)
-        ]
+        self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
 
     def call(self, y_true, y_pred):
         if y_pred.shape[-1] is not None and y_pred.shape[-1] != len(self.class_weights):
@@ -214,7 +245,25 @@ class ClassWeightedCategoricalCrossentropy(keras.losses.Loss):
                 f"ClassWeightedCategoricalCrossentropy: {len(self.class_weights)} class weights "
                 f"but `y_pred` has {y_pred.shape[-1]} classes"
             )
-        return per_sample_crossentropy(y_true, y_pred, self.class_weights)
+        losses = per_sample_crossentropy(y_true, y_pred, self.class_weights)
+        if self.normalization == "samples":
+            return losses
+        # sum_i l_i / sum_i w_{y_i}, returned per sample so that the base class's batch mean
+        # gives it: l_i * n / sum_j w_{y_j}.
+        w = ops.convert_to_tensor(self.class_weights, dtype="float32")
+        sample_w = ops.sum(ops.cast(y_true, "float32") * w, axis=-1)
+        total = ops.sum(sample_w)
+        n = ops.cast(ops.shape(losses)[0], "float32")
+        return ops.where(total > 0, losses * n / ops.where(total > 0, total, 1.0), 0.0)
 
     def get_config(self):
-        return {**super().get_config(), "class_weights": self.class_weights}
+        return {
+            **super().get_config(),
+            "class_weights": self.class_weights,
+            "normalization": self.normalization,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        # A configuration saved without `normalization` was trained with the batch mean.
+        return cls(**{"normalization": "samples", **config})

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
 from keras_losses._base import (
-    check_shapes,
-    check_unit_interval,
+    OverlapLoss,
+    count_axes,
     register,
-    scale_for_replicas,
     sum_over_replicas,
 )
 
@@ -20,14 +18,14 @@ DEFAULT_SMOOTH = 1e-6
 
 
 @register
-class SquaredDiceLoss(keras.losses.Loss):
+class SquaredDiceLoss(OverlapLoss):
     """Soft Dice loss with squared terms in the denominator, pooled over the batch by default.
 
-    Formula:
-        L = 1 - (2 sum(p y) + s) / (sum(p^2) + sum(y^2) + s)
+    Formula (per class c; sums over the pixels of the whole batch or of each image):
+        L_c = 1 - (2 sum(p y) + s_nr) / (sum(p^2) + sum(y^2) + s_dr)
+        L   = sum_c w_c L_c / sum_c w_c
 
-    with the sums over every pixel of the whole batch (``per_image=False``) or of each image
-    (``per_image=True``, then the per-image losses are averaged).
+    A pixel mask weighs each pixel's terms: sum(w p y), sum(w p^2), sum(w y^2).
 
     Args:
         per_image: if False (default, the paper's formula: one sum over the pixels i = 1..n),
@@ -35,6 +33,8 @@ class SquaredDiceLoss(keras.losses.Loss):
             per-image losses.
         smooth: smoothing constant s (default 1e-6: the paper has none; this only keeps an
             all-empty batch finite and changes no loss with foreground by more than 1e-6).
+        smooth_nr, smooth_dr and the input convention: as for :class:`DiceLoss`
+            (MONAI: ``DiceLoss(squared_pred=True)``).
         name, reduction, dtype: as for ``keras.losses.Loss``.
 
     Reference:
@@ -44,34 +44,40 @@ class SquaredDiceLoss(keras.losses.Loss):
         2016, eq. (1).
 
     Example:
+        >>> import numpy as np
         >>> y = np.array([[[[1.0], [0.0]]]], "float32")  # shape: (1, 1, 2, 1)
         >>> p = np.array([[[[0.5], [0.0]]]], "float32")
-        >>> loss = SquaredDiceLoss(smooth=0.0)(y, p)  # 1 - 2 * 0.5 / (0.25 + 1) = 0.2
+        >>> round(float(SquaredDiceLoss(smooth=0.0)(y, p)), 4)  # 1 - 2 * 0.5 / (0.25 + 1)
+        0.2
     """
 
-    # Pooled sums are all-reduced over replicas here (training.fit checks this flag).
-    global_batch = True
+    def __init__(
+        self,
+        per_image: bool = False,
+        smooth: float = DEFAULT_SMOOTH,
+        smooth_nr: float | None = None,
+        smooth_dr: float | None = None,
+        name: str = "squared_dice_loss",
+        **kwargs,
+    ):
+        super().__init__(
+            per_image=per_image,
+            smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
+            name=name,
+            **kwargs,
+        )
 
-    def __init__(self, per_image=False, smooth=DEFAULT_SMOOTH, name="squared_dice_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.per_image = bool(per_image)
-        self.smooth = float(smooth)
-        if self.smooth < 0:
-            raise ValueError(f"`smooth` must be >= 0; received {smooth}")
-
-    def call(self, y_true, y_pred):
-        check_shapes(y_true, y_pred, type(self).__name__)
-        check_unit_interval("y_true", y_true, type(self).__name__)
-        y_true = ops.cast(y_true, "float32")
-        y_pred = ops.cast(y_pred, "float32")
-        axis = tuple(range(1, len(y_pred.shape))) if self.per_image else None
-        inter = ops.sum(y_pred * y_true, axis=axis)
-        den = ops.sum(ops.square(y_pred), axis=axis) + ops.sum(ops.square(y_true), axis=axis)
-        if self.per_image:
-            return 1.0 - (2.0 * inter + self.smooth) / (den + self.smooth)
-        # Pooled: sums over the global batch under tf.distribute (see GeneralizedLoss).
-        inter, den = sum_over_replicas(inter), sum_over_replicas(den)
-        return scale_for_replicas(1.0 - (2.0 * inter + self.smooth) / (den + self.smooth))
-
-    def get_config(self):
-        return {**super().get_config(), "per_image": self.per_image, "smooth": self.smooth}
+    def compute(self, y_true, y_pred, sample_weight):
+        labels, probs, weights = self.prepare(y_true, y_pred, sample_weight)
+        axis = count_axes(len(probs.shape), self.per_image, self.class_reduction == "mean")
+        p, y = probs, labels
+        wp, wy = (p, y) if weights is None else (p * weights, y * weights)
+        inter = ops.sum(wp * y, axis=axis)
+        den = ops.sum(wp * p, axis=axis) + ops.sum(wy * y, axis=axis)
+        if not self.per_image:
+            # Pooled: sums over the global batch under tf.distribute (see GeneralizedLoss).
+            inter, den = sum_over_replicas(inter), sum_over_replicas(den)
+        per_class = 1.0 - (2.0 * inter + self.smooth_nr) / (den + self.smooth_dr)
+        return self.reduce(per_class, probs.shape[-1])

@@ -133,7 +133,8 @@ def build_model(cfg: IsicConfig, num_classes: int, class_weights, steps_per_epoc
             pair_reduction=cfg.pair_reduction,
         )
     elif weights is not None:
-        loss = keras_losses.ClassWeightedCategoricalCrossentropy(weights)
+        # The study's weighting: the weighted losses' batch mean (not normalised by the weights).
+        loss = keras_losses.ClassWeightedCategoricalCrossentropy(weights, normalization="samples")
     else:
         loss = keras.losses.CategoricalCrossentropy()
     model.compile(optimizer=optimizer, loss=loss)

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -157,36 +156,42 @@ def test_empty_vs_empty_is_zero_and_full_vs_full_is_zero(make):
     assert float(loss(ONES, ONES)) == pytest.approx(0.0, abs=1e-6)
 
 
+def disjoint_denominator(loss) -> float:
+    """The loss's denominator at TP = 0, FP = FN = 8 (squared Dice: sum(p^2) + sum(y^2) = 16)."""
+    if isinstance(loss, kl.GeneralizedLoss):
+        c = loss.coefficients
+        return 8 * c["alpha_p"] + 8 * c["beta2"] * c["alpha_n"]
+    if isinstance(loss, kl.TverskyLoss):
+        return 8 * loss.alpha + 8 * loss.beta
+    if isinstance(loss, kl.EffectivenessLoss):
+        return 8 + 8 * loss.beta2
+    return 16.0  # Dice, squared Dice
+
+
 @pytest.mark.parametrize("make", OVERLAP_LOSSES)
 def test_disjoint_hard_masks_give_one_up_to_smoothing(make):
     loss = make()
     y = np.zeros((1, 4, 4, 1), "float32")
     y[0, :2] = 1
-    # 8 FP and 8 FN: the denominator is 16 for Dice-type losses (and for squared Dice),
-    # so the smoothing constant s leaves 1 - s / (den + s).
+    # 8 FP and 8 FN, TP = 0: the smoothing constant s leaves 1 - s / (den + s).
     value = float(loss(y, 1 - y))
-    if isinstance(loss, kl.SquaredDiceLoss):
-        assert value == pytest.approx(1 - loss.smooth / (16 + loss.smooth), abs=1e-6)
-    else:  # TP = 0, FP = FN = 8 per image
-        c = loss.coefficients
-        den = 8 * c["alpha_p"] + 8 * c["beta2"] * c["alpha_n"]
-        assert value == pytest.approx(1 - loss.smooth / (den + loss.smooth), abs=1e-6)
-        assert float(type(loss)(**{**loss.get_config(), "smooth": 0.0})(y, 1 - y)) == pytest.approx(1.0, abs=1e-6)
+    den = disjoint_denominator(loss)
+    assert value == pytest.approx(1 - loss.smooth / (den + loss.smooth), abs=1e-6)
+    config = loss.get_config()
+    config.update({key: 0.0 for key in ("smooth", "smooth_nr", "smooth_dr") if key in config})
+    unsmoothed = type(loss).from_config(config)
+    assert float(unsmoothed(y, 1 - y)) == pytest.approx(1.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("make", OVERLAP_LOSSES + [lambda: kl.BinaryFocalLoss(), lambda: kl.CombinedLoss([keras.losses.BinaryCrossentropy(), kl.SquaredDiceLoss(), kl.BinaryFocalLoss()])])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("case", ["empty", "full", "hard_wrong", "hard_right"])
-def test_finite_loss_and_gradients(make, dtype, case):
+def test_finite_loss_and_gradients(make, dtype, case, grad_of):
     y = {"empty": ZEROS, "full": ONES, "hard_wrong": ONES, "hard_right": ZEROS}[case]
     p0 = {"empty": ZEROS, "full": ONES, "hard_wrong": ZEROS, "hard_right": ZEROS}[case]
-    p = tf.Variable(tf.cast(p0, dtype))
-    loss = make()
-    with tf.GradientTape() as tape:
-        value = loss(tf.cast(y, dtype), p)
-    grad = tape.gradient(value, p)
-    assert np.isfinite(float(value))
-    assert grad is not None and np.isfinite(tf.cast(grad, "float32").numpy()).all()
+    value, grad = grad_of(make(), y, p0, dtype)
+    assert np.isfinite(value)
+    assert grad is not None and np.isfinite(grad).all()
 
 
 # ---------------------------------------------------------------- properties
@@ -222,7 +227,8 @@ def test_pooled_mode_is_invariant_to_batch_order(y, p, ap, an, b2, perm):
         (lambda: kl.BinaryFocalLoss(gamma=-2), r"`gamma`.*received -2"),
         (lambda: kl.ContrastiveLoss(margin=0), r"`margin`.*received 0"),
         (lambda: kl.CombinedLoss([kl.DiceLoss()], weights=[1, 2]), r"`weights` must have one entry per loss \(1\); received 2"),
-        (lambda: kl.ClassWeightedCategoricalCrossentropy([1.0, 0.0]), r"`class_weights\[1\]`.*received 0.0"),
+        (lambda: kl.ClassWeightedCategoricalCrossentropy([1.0, -0.5]), r"`class_weights\[1\]`.*received -0.5"),
+        (lambda: kl.ClassWeightedCategoricalCrossentropy([0.0, 0.0]), r"`class_weights` must hold at least one weight > 0"),
     ],
 )
 def test_bad_arguments_raise_value_error(make, match):
@@ -240,8 +246,9 @@ def test_set_coefficients_validates():
 
 @pytest.mark.parametrize("make", OVERLAP_LOSSES + [lambda: kl.BinaryFocalLoss()])
 def test_shape_mismatch_names_both_shapes(make):
-    with pytest.raises(ValueError, match=r"same shape; received y_true.shape=\(2, 4, 4, 1\) and y_pred.shape=\(2, 4, 4, 2\)"):
-        make()(ZEROS, np.zeros((2, 4, 4, 2), "float32"))
+    # (labels of one channel with a two-class prediction are an integer label map, not a mismatch)
+    with pytest.raises(ValueError, match=r"same shape; received y_true.shape=\(2, 4, 4, 3\) and y_pred.shape=\(2, 4, 4, 2\)"):
+        make()(np.zeros((2, 4, 4, 3), "float32"), np.zeros((2, 4, 4, 2), "float32"))
 
 
 @pytest.mark.parametrize("make", OVERLAP_LOSSES + [lambda: kl.BinaryFocalLoss()])

@@ -119,8 +119,21 @@ def test_loss_estimator_loss_is_ce_plus_half_ranking():
         kl.LossEstimatorLoss(rank_target="mse")
     with pytest.raises(ValueError, match="pair_reduction must be one of mean, sum"):
         kl.LossEstimatorLoss(pair_reduction="max")
-    weighted_ce = float(kl.ClassWeightedCategoricalCrossentropy(weights)(y, probs))
-    assert weighted_ce == pytest.approx(ce.mean(), rel=1e-5)
+    # the dermoscopy study's weighting: the batch mean of the weighted losses
+    batch_mean = kl.ClassWeightedCategoricalCrossentropy(weights, normalization="samples")
+    assert float(batch_mean(y, probs)) == pytest.approx(ce.mean(), rel=1e-5)
+    # the default: normalised by the sum of the weights of the samples' classes
+    by_weights = float(kl.ClassWeightedCategoricalCrossentropy(weights)(y, probs))
+    assert by_weights == pytest.approx(ce.sum() / (y * np.array(weights)).sum(), rel=1e-5)
+
+
+def test_class_weighted_ce_allows_weight_zero_and_loads_old_configs():
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 2]]  # shape: (4, 3)
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]], "float32")
+    dropped = kl.ClassWeightedCategoricalCrossentropy([0.0, 1.0, 1.0])(y, p)
+    assert float(dropped) == pytest.approx(-(np.log(0.6) + np.log(0.6) + np.log(0.8)) / 3, rel=1e-5)
+    saved = {"name": "class_weighted_categorical_crossentropy", "reduction": "sum_over_batch_size", "class_weights": [1.0, 2.0, 3.0]}
+    assert kl.ClassWeightedCategoricalCrossentropy.from_config(saved).normalization == "samples"
 
 
 def test_loss_estimator_loss_checks_columns():

@@ -15,7 +15,20 @@ SEGMENTATION = [
     lambda: kl.TverskyLoss(alpha=0.3, beta=0.7),
     lambda: kl.SquaredDiceLoss(per_image=False),
     lambda: kl.BinaryFocalLoss(alpha=0.4, gamma=1.5, apply_class_balancing=True),
-    lambda: kl.CombinedLoss([keras.losses.BinaryCrossentropy(), kl.SquaredDiceLoss(), kl.BinaryFocalLoss()], [1.0, 1.0, 0.5]),
+    lambda: kl.CombinedLoss(
+        [keras.losses.BinaryCrossentropy(), kl.SquaredDiceLoss(), kl.BinaryFocalLoss()],
+        [1.0, 1.0, 0.5],
+    ),
+    lambda: kl.FocalTverskyLoss(),
+    lambda: kl.JaccardLoss(),
+    lambda: kl.GeneralizedDiceLoss(),
+    lambda: kl.ExpLogLoss(),
+    lambda: kl.ComboLoss(),
+    lambda: kl.DiceCELoss(),
+    lambda: kl.DiceFocalLoss(),
+    lambda: kl.UnifiedFocalLoss(),
+    lambda: kl.AsymmetricFocalTverskyLoss(),
+    lambda: kl.BinaryCrossentropyLoss(pos_weight=2.0),
 ]
 ALL = SEGMENTATION + [
     lambda: kl.ContrastiveLoss(margin=2.0),
@@ -29,14 +42,103 @@ ALL = SEGMENTATION + [
 
 # Every constructor argument of every loss, each given a value other than its default, so that
 # an argument get_config forgets (or stores wrongly) shows up as a missing or different key.
+# The input convention shared by every overlap loss, each argument away from its default.
+CONVENTION = dict(
+    from_logits=True,
+    activation="softmax",
+    include_background=False,
+    ignore_class=255,
+    class_weights=[0.0, 1.0, 2.0],
+    class_reduction="pooled",
+    smooth_nr=0.25,
+    smooth_dr=0.125,
+    reduction="sum",
+)
+PIXEL = dict(from_logits=True, include_background=False, ignore_class=255, reduction="sum")
 CONSTRUCTED = [
-    (kl.GeneralizedLoss, dict(alpha_p=0.7, alpha_n=1.3, beta2=2.0, per_image=True, smooth=0.5, reduction="sum")),
-    (kl.DiceLoss, dict(per_image=True, smooth=0.5)),
-    (kl.EffectivenessLoss, dict(beta2=3.0, per_image=True, smooth=0.5)),
-    (kl.TverskyLoss, dict(alpha=0.3, beta=0.6, per_image=True, smooth=0.5)),
-    (kl.SquaredDiceLoss, dict(per_image=not kl.SquaredDiceLoss().per_image, smooth=0.5)),
-    (kl.BinaryFocalLoss, dict(alpha=0.4, gamma=1.5, apply_class_balancing=True)),
-    (kl.CombinedLoss, dict(losses=[kl.SquaredDiceLoss(), kl.BinaryFocalLoss()], weights=[1.0, 0.5])),
+    (
+        kl.GeneralizedLoss,
+        dict(alpha_p=0.7, alpha_n=1.3, beta2=2.0, per_image=True, smooth=0.5, reduction="sum"),
+    ),
+    (kl.DiceLoss, dict(per_image=True, smooth=0.5, **CONVENTION)),
+    (kl.EffectivenessLoss, dict(beta2=3.0, per_image=True, smooth=0.5, **CONVENTION)),
+    (kl.TverskyLoss, dict(alpha=0.3, beta=0.6, per_image=True, smooth=0.25, **CONVENTION)),
+    (
+        kl.FocalTverskyLoss,
+        dict(alpha=0.4, beta=0.6, gamma=1.5, per_image=True, smooth=0.5, **CONVENTION),
+    ),
+    (
+        kl.SquaredDiceLoss,
+        dict(per_image=not kl.SquaredDiceLoss().per_image, smooth=0.5, **CONVENTION),
+    ),
+    (kl.JaccardLoss, dict(per_image=True, smooth=0.5, **CONVENTION)),
+    (kl.GeneralizedDiceLoss, dict(weighting="simple", per_image=True, smooth=0.5, **CONVENTION)),
+    (
+        kl.ExpLogLoss,
+        dict(
+            w_dice=0.5,
+            w_ce=0.5,
+            gamma_dice=0.5,
+            gamma_ce=0.4,
+            label_weights=[1.0, 2.0, 3.0],
+            per_image=True,
+            smooth=0.5,
+            **CONVENTION,
+        ),
+    ),
+    (kl.ComboLoss, dict(alpha=0.3, beta=0.7, per_image=True, smooth=0.5, **CONVENTION)),
+    (kl.DiceCELoss, dict(lambda_dice=0.5, lambda_ce=2.0, per_image=True, smooth=0.5, **CONVENTION)),
+    (
+        kl.DiceFocalLoss,
+        dict(
+            lambda_dice=0.5,
+            lambda_focal=2.0,
+            gamma=1.0,
+            alpha=[0.2, 0.3, 0.5],
+            per_image=True,
+            smooth=0.5,
+            **CONVENTION,
+        ),
+    ),
+    (kl.SymmetricFocalLoss, dict(delta=0.6, gamma=1.0, per_image=True, smooth=0.5, **CONVENTION)),
+    (kl.AsymmetricFocalLoss, dict(delta=0.6, gamma=1.0, per_image=True, smooth=0.5, **CONVENTION)),
+    (
+        kl.SymmetricFocalTverskyLoss,
+        dict(delta=0.6, gamma=0.5, per_image=True, smooth=0.5, **CONVENTION),
+    ),
+    (
+        kl.AsymmetricFocalTverskyLoss,
+        dict(delta=0.6, gamma=0.5, per_image=True, smooth=0.5, **CONVENTION),
+    ),
+    (
+        kl.UnifiedFocalLoss,
+        dict(
+            weight=0.3,
+            delta=0.7,
+            gamma=0.4,
+            asymmetric=False,
+            per_image=True,
+            smooth=0.5,
+            **CONVENTION,
+        ),
+    ),
+    (
+        kl.BinaryFocalLoss,
+        dict(alpha=0.4, gamma=1.5, apply_class_balancing=True, activation="sigmoid", **PIXEL),
+    ),
+    (kl.BinaryCrossentropyLoss, dict(pos_weight=2.0, activation="sigmoid", **PIXEL)),
+    (
+        kl.CategoricalCrossentropyLoss,
+        dict(class_weights=[1.0, 2.0, 0.0], activation="softmax", **PIXEL),
+    ),
+    (
+        kl.CategoricalFocalLoss,
+        dict(alpha=[0.2, 0.3, 0.5], gamma=1.0, activation="softmax", **PIXEL),
+    ),
+    (
+        kl.CombinedLoss,
+        dict(losses=[kl.SquaredDiceLoss(), kl.BinaryFocalLoss()], weights=[1.0, 0.5]),
+    ),
     (kl.ContrastiveLoss, dict(margin=2.0)),
     (kl.MarginRankingLoss, dict(margin=0.5, pair_reduction="sum")),
     (
@@ -49,14 +151,27 @@ CONSTRUCTED = [
             pair_reduction="sum",
         ),
     ),
-    (kl.ClassWeightedCategoricalCrossentropy, dict(class_weights=[1.0, 2.0, 3.0])),
+    (
+        kl.ClassWeightedCategoricalCrossentropy,
+        dict(class_weights=[1.0, 2.0, 3.0], normalization="samples"),
+    ),
 ]
 NOT_STORED = {"self", "kwargs", "dtype"}  # dtype: the base class's, stored as a policy
 
 
+def constructor_parameters(cls) -> dict:
+    """The parameters of ``cls.__init__`` and of the library base classes it forwards
+    ``**kwargs`` to (the most derived default wins)."""
+    found = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("keras_losses") and "__init__" in vars(klass):
+            found.update(inspect.signature(klass.__init__).parameters)
+    return found
+
+
 @pytest.mark.parametrize("cls, arguments", CONSTRUCTED, ids=[c.__name__ for c, _ in CONSTRUCTED])
 def test_get_config_holds_every_constructor_argument(cls, arguments):
-    parameters = inspect.signature(cls.__init__).parameters
+    parameters = constructor_parameters(cls)
     expected = set(parameters) - NOT_STORED
     assert set(arguments) | {"name"} == expected  # the table covers every argument
     for key, value in arguments.items():
@@ -135,11 +250,15 @@ def test_assigned_coefficients_take_effect_in_the_compiled_step():
     assert heavier == pytest.approx(expected, rel=1e-5) and heavier > dice
 
 
-@pytest.mark.parametrize("make", [ALL[7], ALL[8]])
+@pytest.mark.parametrize("make", ALL[len(SEGMENTATION) : len(SEGMENTATION) + 2])
 def test_pairwise_losses_in_a_saved_model(make, tmp_path):
     rng = np.random.default_rng(3)
     x = rng.random((6, 5)).astype("float32")
-    y = rng.integers(0, 2, 6).astype("float32") if isinstance(make(), kl.ContrastiveLoss) else rng.random(6).astype("float32")
+    y = (
+        rng.integers(0, 2, 6).astype("float32")
+        if isinstance(make(), kl.ContrastiveLoss)
+        else rng.random(6).astype("float32")
+    )
     inputs = keras.Input((5,))
     out = keras.layers.Dense(3 if isinstance(make(), kl.ContrastiveLoss) else 1)(inputs)
     model = keras.Model(inputs, out)

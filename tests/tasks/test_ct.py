@@ -140,14 +140,21 @@ def test_reproduction_g_e_is_the_exploratory_rule_from_dice():
 
 
 def test_losses_are_the_glf_special_cases():
-    assert build_loss(parse("--loss", "dice")).coefficients == {
-        "alpha_p": 1.0,
-        "alpha_n": 1.0,
-        "beta2": 1.0,
-    }
-    assert build_loss(parse("--loss", "effectiveness", "--beta2", "4")).coefficients["beta2"] == 4.0
+    """Dice, effectiveness and Tversky give the GLF's value at the paper's coefficients."""
+    rng = np.random.default_rng(0)
+    y = (rng.random((2, 8, 8, 1)) > 0.7).astype("float32")
+    p = rng.random((2, 8, 8, 1)).astype("float32")
+
+    def same(loss, alpha_p, alpha_n, beta2):
+        glf = keras_losses.GeneralizedLoss(alpha_p, alpha_n, beta2)
+        return float(loss(y, p)) == pytest.approx(float(glf(y, p)), rel=1e-6)
+
+    assert isinstance(build_loss(parse("--loss", "dice")), keras_losses.DiceLoss)
+    assert same(build_loss(parse("--loss", "dice")), 1.0, 1.0, 1.0)
+    effectiveness = build_loss(parse("--loss", "effectiveness", "--beta2", "4"))
+    assert effectiveness.beta2 == 4.0 and same(effectiveness, 1.0, 1.0, 4.0)
     t = build_loss(parse("--loss", "tversky", "--tversky-alpha", "0.3", "--tversky-beta", "0.7"))
-    assert (t.alpha, t.beta) == (0.3, 0.7)
+    assert (t.alpha, t.beta) == (0.3, 0.7) and same(t, 0.6, 1.4, 1.0)
     g = build_loss(parse("--loss", "glf", "--alpha-p", "0.5", "--alpha-n", "2", "--beta2", "3"))
     assert g.coefficients == {"alpha_p": 0.5, "alpha_n": 2.0, "beta2": 3.0}
 

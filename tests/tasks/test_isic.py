@@ -159,6 +159,7 @@ def test_vanilla_decoupled_weight_decay(tmp_path):
     model = keras.saving.load_model(run / "last.keras")
     assert model.output_shape == (None, 5) and isinstance(model.optimizer, keras.optimizers.AdamW)
     assert isinstance(model.loss, keras_losses.ClassWeightedCategoricalCrossentropy)
+    assert model.loss.normalization == "samples"  # the study's batch mean, set explicitly
     assert not model.losses  # no L2 terms in decoupled mode
 
 
