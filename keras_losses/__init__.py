@@ -25,7 +25,7 @@ Loss estimation: MarginRankingLoss, LossEstimatorLoss (Narayanaswamy et al. 2021
     ClassWeightedCategoricalCrossentropy.
 """
 
-from keras_losses._base import PACKAGE, OverlapLoss, SegmentationLoss, soft_counts
+from keras_losses._base import PACKAGE, soft_counts
 from keras_losses.adaptive import (
     DeterministicGLFCallback,
     ExploratoryGLFModel,
@@ -60,8 +60,6 @@ from keras_losses.unified_focal import (
 __all__ = [
     "PACKAGE",
     "soft_counts",
-    "SegmentationLoss",
-    "OverlapLoss",
     "GeneralizedLoss",
     "DiceLoss",
     "EffectivenessLoss",

@@ -81,6 +81,7 @@ def _glf(num_classes):
 
 
 BINARY_ONLY = ("lung",)
+MULTICLASS_ONLY = ("hippocampus",)
 
 
 def _rebalancing(loss, samples_per_epoch: int, train_samples: int):
@@ -152,6 +153,70 @@ SPECS: tuple[LossSpec, ...] = (
         "LovaszHingeLoss",
         tasks=BINARY_ONLY,
         settings="per image, logits recovered from the sigmoid output; binary",
+    ),
+    LossSpec("Jaccard", "region", _kl("JaccardLoss"), "JaccardLoss"),
+    LossSpec("GeneralizedDice", "region", _kl("GeneralizedDiceLoss"), "GeneralizedDiceLoss"),
+    LossSpec(
+        "FocalTversky",
+        "region",
+        _kl("FocalTverskyLoss"),
+        "FocalTverskyLoss",
+        settings="alpha 0.3, beta 0.7, gamma 0.75 (Abraham & Khan 2019)",
+    ),
+    LossSpec(
+        "BCE+pos_weight",
+        "distribution",
+        _kl("BinaryCrossentropyLoss"),
+        "BinaryCrossentropyLoss",
+        tasks=BINARY_ONLY,
+        settings="library default pos_weight 1 (equals Keras BCE)",
+    ),
+    LossSpec(
+        "WeightedCE",
+        "distribution",
+        _kl("CategoricalCrossentropyLoss"),
+        "CategoricalCrossentropyLoss",
+        tasks=MULTICLASS_ONLY,
+        settings="no class weights (equals Keras CE)",
+    ),
+    LossSpec(
+        "CategoricalFocal",
+        "distribution",
+        _kl("CategoricalFocalLoss"),
+        "CategoricalFocalLoss",
+        tasks=MULTICLASS_ONLY,
+        settings="alpha 0.25, gamma 2 (Lin et al. 2017, as Keras)",
+    ),
+    LossSpec("Dice+CE", "compound", _kl("DiceCELoss"), "DiceCELoss"),
+    LossSpec("Dice+Focal", "compound", _kl("DiceFocalLoss"), "DiceFocalLoss"),
+    LossSpec("Combo", "compound", _kl("ComboLoss"), "ComboLoss", settings="alpha 0.5, beta 0.5"),
+    LossSpec(
+        "ExpLog",
+        "compound",
+        _kl("ExpLogLoss"),
+        "ExpLogLoss",
+        settings="w 0.8/0.2, gamma 0.3 (Wong et al. 2018)",
+    ),
+    LossSpec("SymmetricFocal", "distribution", _kl("SymmetricFocalLoss"), "SymmetricFocalLoss"),
+    LossSpec("AsymmetricFocal", "distribution", _kl("AsymmetricFocalLoss"), "AsymmetricFocalLoss"),
+    LossSpec(
+        "SymmetricFocalTversky",
+        "region",
+        _kl("SymmetricFocalTverskyLoss"),
+        "SymmetricFocalTverskyLoss",
+    ),
+    LossSpec(
+        "AsymmetricFocalTversky",
+        "region",
+        _kl("AsymmetricFocalTverskyLoss"),
+        "AsymmetricFocalTverskyLoss",
+    ),
+    LossSpec(
+        "UnifiedFocal",
+        "compound",
+        _kl("UnifiedFocalLoss"),
+        "UnifiedFocalLoss",
+        settings="asymmetric, lambda 0.5, delta 0.6, gamma 0.5 (Yeung et al. 2022)",
     ),
     LossSpec(
         "G(D)",
