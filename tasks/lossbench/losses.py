@@ -154,15 +154,6 @@ SPECS: tuple[LossSpec, ...] = (
         tasks=BINARY_ONLY,
         settings="per image, logits recovered from the sigmoid output; binary",
     ),
-    LossSpec("Jaccard", "region", _kl("JaccardLoss"), "JaccardLoss"),
-    LossSpec("GeneralizedDice", "region", _kl("GeneralizedDiceLoss"), "GeneralizedDiceLoss"),
-    LossSpec(
-        "FocalTversky",
-        "region",
-        _kl("FocalTverskyLoss"),
-        "FocalTverskyLoss",
-        settings="alpha 0.3, beta 0.7, gamma 0.75 (Abraham & Khan 2019)",
-    ),
     LossSpec(
         "BCE+pos_weight",
         "distribution",
@@ -187,8 +178,6 @@ SPECS: tuple[LossSpec, ...] = (
         tasks=MULTICLASS_ONLY,
         settings="alpha 0.25, gamma 2 (Lin et al. 2017, as Keras)",
     ),
-    LossSpec("Dice+CE", "compound", _kl("DiceCELoss"), "DiceCELoss"),
-    LossSpec("Dice+Focal", "compound", _kl("DiceFocalLoss"), "DiceFocalLoss"),
     LossSpec("Combo", "compound", _kl("ComboLoss"), "ComboLoss", settings="alpha 0.5, beta 0.5"),
     LossSpec(
         "ExpLog",
