@@ -19,6 +19,13 @@ Overlap + pixel: DiceCELoss, DiceFocalLoss, ComboLoss (Taghanaki et al. 2019), E
     (Wong et al. 2018), the unified focal family (Yeung et al. 2022: SymmetricFocalLoss,
     AsymmetricFocalLoss, SymmetricFocalTverskyLoss, AsymmetricFocalTverskyLoss,
     UnifiedFocalLoss).
+Hard pixels and errors: TopKCrossEntropyLoss (Wu et al. 2016), SensitivitySpecificityLoss
+    (Brosch et al. 2015), AsymmetricSimilarityLoss (Hashemi et al. 2018), LovaszSoftmaxLoss and
+    LovaszHingeLoss (Berman et al. 2018).
+Distance based (signed distance maps from ``keras_losses.distance_maps`` in the data pipeline):
+    BoundaryLoss and DiceBoundaryLoss with its BoundaryRebalancing schedule (Kervadec et al.
+    2019), OneSidedHausdorffDTLoss (Karimi & Salcudean 2019).
+Compounds of Ma et al. 2021: DiceTopKLoss, DiceBoundaryLoss (with DiceCELoss, DiceFocalLoss).
 Combinations: CombinedLoss (any weighted sum, e.g. BCE + Dice + Focal).
 Metric learning: ContrastiveLoss (Hadsell et al.; Baltatzis et al. 2021).
 Loss estimation: MarginRankingLoss, LossEstimatorLoss (Narayanaswamy et al. 2021),
@@ -31,6 +38,8 @@ from keras_losses.adaptive import (
     ExploratoryGLFModel,
     prepare_adaptive_glf,
 )
+from keras_losses.asymmetric import AsymmetricSimilarityLoss
+from keras_losses.boundary import BoundaryLoss, BoundaryRebalancing, DiceBoundaryLoss
 from keras_losses.combined import CombinedLoss
 from keras_losses.compound import ComboLoss, DiceCELoss, DiceFocalLoss
 from keras_losses.contrastive import ContrastiveLoss
@@ -41,13 +50,17 @@ from keras_losses.exp_log import ExpLogLoss
 from keras_losses.focal import BinaryFocalLoss, CategoricalFocalLoss
 from keras_losses.generalized import GeneralizedLoss
 from keras_losses.generalized_dice import GeneralizedDiceLoss
+from keras_losses.hausdorff import OneSidedHausdorffDTLoss
 from keras_losses.jaccard import JaccardLoss
+from keras_losses.lovasz import LovaszHingeLoss, LovaszSoftmaxLoss
 from keras_losses.ranking import (
     ClassWeightedCategoricalCrossentropy,
     LossEstimatorLoss,
     MarginRankingLoss,
 )
+from keras_losses.sensitivity_specificity import SensitivitySpecificityLoss
 from keras_losses.squared_dice import SquaredDiceLoss
+from keras_losses.topk import DiceTopKLoss, TopKCrossEntropyLoss
 from keras_losses.tversky import FocalTverskyLoss, TverskyLoss
 from keras_losses.unified_focal import (
     AsymmetricFocalLoss,
@@ -81,6 +94,16 @@ __all__ = [
     "SymmetricFocalTverskyLoss",
     "AsymmetricFocalTverskyLoss",
     "UnifiedFocalLoss",
+    "TopKCrossEntropyLoss",
+    "SensitivitySpecificityLoss",
+    "AsymmetricSimilarityLoss",
+    "LovaszSoftmaxLoss",
+    "LovaszHingeLoss",
+    "BoundaryLoss",
+    "DiceBoundaryLoss",
+    "BoundaryRebalancing",
+    "OneSidedHausdorffDTLoss",
+    "DiceTopKLoss",
     "CombinedLoss",
     "ContrastiveLoss",
     "MarginRankingLoss",

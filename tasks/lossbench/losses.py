@@ -21,9 +21,9 @@ NOT_SEGMENTATION = {
     "MarginRankingLoss": "loss-estimator ranking of classification losses (Narayanaswamy et al.)",
     "LossEstimatorLoss": "loss-estimator head of a classifier (Narayanaswamy et al.)",
     "ClassWeightedCategoricalCrossentropy": "classification CE with class weights",
-    "CombinedLoss": "a container: the compounds below are built from it",
-    "ExploratoryGLFModel": "a Model (the exploratory GLF train step), entered as G(E)",
-    "DeterministicGLFCallback": "a Callback (the deterministic GLF rule), entered as G(D)",
+    "CombinedLoss": "a container of losses, not a loss of its own",
+    "SegmentationLoss": "the base class of the segmentation losses",
+    "OverlapLoss": "the base class of the overlap losses",
 }
 
 
@@ -36,7 +36,8 @@ class LossSpec:
         group: distribution, region, boundary or compound.
         build: ``build(num_classes) -> keras loss``; ``num_classes`` is 1 for a binary
             (sigmoid) task and C for a softmax task.
-        library_class: the exported ``keras_losses`` class it exercises (None: Keras's CE).
+        library_class: the exported ``keras_losses`` classes it exercises (a binary and a
+            multi-class class where the library has one of each).
         tasks: the tasks it enters.
         distance_maps: y_true carries the signed distance maps (attach_distance_maps).
         adaptive: a GLF rule of ``prepare_adaptive_glf`` ("det", "exp"), else None.
@@ -47,7 +48,7 @@ class LossSpec:
     name: str
     group: str
     build: Callable
-    library_class: str | None
+    library_class: tuple[str, ...]
     tasks: tuple[str, ...] = ("hippocampus", "lung")
     distance_maps: bool = False
     adaptive: str | None = None
@@ -55,16 +56,19 @@ class LossSpec:
     settings: str = "library defaults"
 
 
-def _ce(num_classes):
-    import keras
+def _by_task(binary: str, multiclass: str):
+    """The binary class for a sigmoid output, the multi-class one for a softmax output."""
 
-    if num_classes == 1:
-        return keras.losses.BinaryCrossentropy(name="ce")
-    return keras.losses.CategoricalCrossentropy(name="ce")
+    def build(num_classes):
+        import keras_losses
+
+        return getattr(keras_losses, binary if num_classes == 1 else multiclass)()
+
+    return build
 
 
-def _kl(name):
-    def build(num_classes, **kwargs):
+def _kl(name, **kwargs):
+    def build(num_classes):
         import keras_losses
 
         return getattr(keras_losses, name)(**kwargs)
@@ -81,7 +85,6 @@ def _glf(num_classes):
 
 
 BINARY_ONLY = ("lung",)
-MULTICLASS_ONLY = ("hippocampus",)
 
 
 def _rebalancing(loss, samples_per_epoch: int, train_samples: int):
@@ -93,125 +96,71 @@ def _rebalancing(loss, samples_per_epoch: int, train_samples: int):
     return keras_losses.BoundaryRebalancing(loss, step=min(step, 1.0))
 
 
+CE = ("BinaryCrossentropyLoss", "CategoricalCrossentropyLoss")
+FOCAL = ("BinaryFocalLoss", "CategoricalFocalLoss")
+
+
+def _spec(name, group, cls, settings="library defaults", **kw):
+    """A row whose builder calls one ``keras_losses`` class with ``kw['args']``."""
+    args = kw.pop("args", {})
+    return LossSpec(name, group, _kl(cls, **args), (cls,), settings=settings, **kw)
+
+
 SPECS: tuple[LossSpec, ...] = (
     # distribution losses
-    LossSpec("CE", "distribution", _ce, None, settings="Keras cross-entropy, the baseline"),
-    LossSpec(
-        "TopK",
-        "distribution",
-        _kl("TopKCrossEntropyLoss"),
-        "TopKCrossEntropyLoss",
-        settings="k = 10 % (Ma et al. 2021, TopK10)",
-    ),
+    LossSpec("CE", "distribution", _by_task(*CE), CE, settings="binary / categorical CE"),
+    _spec("TopK", "distribution", "TopKCrossEntropyLoss", "k = 10 % (Ma et al. 2021, TopK10)"),
     LossSpec(
         "Focal",
         "distribution",
-        _kl("BinaryFocalLoss"),
-        "BinaryFocalLoss",
-        tasks=BINARY_ONLY,
-        settings="alpha 0.25, gamma 2 (Lin et al. 2017); binary",
+        _by_task(*FOCAL),
+        FOCAL,
+        settings="alpha 0.25, gamma 2 (Lin et al. 2017)",
     ),
+    _spec("SymmetricFocal", "distribution", "SymmetricFocalLoss"),
+    _spec("AsymmetricFocal", "distribution", "AsymmetricFocalLoss"),
     # region losses
-    LossSpec("Dice", "region", _kl("DiceLoss"), "DiceLoss"),
-    LossSpec("SquaredDice", "region", _kl("SquaredDiceLoss"), "SquaredDiceLoss"),
-    LossSpec("GeneralizedDice", "region", _kl("GeneralizedDiceLoss"), "GeneralizedDiceLoss"),
-    LossSpec("Jaccard", "region", _kl("JaccardLoss"), "JaccardLoss"),
-    LossSpec(
+    _spec("Dice", "region", "DiceLoss"),
+    _spec("SquaredDice", "region", "SquaredDiceLoss"),
+    _spec("GeneralizedDice", "region", "GeneralizedDiceLoss"),
+    _spec("Jaccard", "region", "JaccardLoss"),
+    _spec(
         "Effectiveness",
         "region",
-        lambda c: _kl("EffectivenessLoss")(c, beta2=2.0),
         "EffectivenessLoss",
-        settings="beta^2 = 2, the value of the glf-lung study (docs/lung.md)",
+        "beta^2 = 2, the value of the glf-lung study (docs/lung.md)",
+        args={"beta2": 2.0},
     ),
-    LossSpec(
+    _spec(
         "Tversky",
         "region",
-        lambda c: _kl("TverskyLoss")(c, alpha=0.3, beta=0.7),
         "TverskyLoss",
-        settings="alpha 0.3, beta 0.7 (Salehi et al. 2017; also the glf-lung study's choice)",
+        "alpha 0.3, beta 0.7 (Salehi et al. 2017; also the glf-lung study's choice)",
+        args={"alpha": 0.3, "beta": 0.7},
     ),
-    LossSpec("FocalTversky", "region", _kl("FocalTverskyLoss"), "FocalTverskyLoss"),
-    LossSpec(
-        "SensSpec",
+    _spec(
+        "FocalTversky",
         "region",
-        _kl("SensitivitySpecificityLoss"),
-        "SensitivitySpecificityLoss",
-        settings="r = 0.05",
+        "FocalTverskyLoss",
+        "alpha 0.3, beta 0.7, gamma 0.75 (Abraham & Khan 2019)",
     ),
-    LossSpec(
-        "Asym",
-        "region",
-        _kl("AsymmetricSimilarityLoss"),
-        "AsymmetricSimilarityLoss",
-        settings="beta = 1.5 (Hashemi et al. 2018)",
-    ),
-    LossSpec("LovaszSoftmax", "region", _kl("LovaszSoftmaxLoss"), "LovaszSoftmaxLoss"),
-    LossSpec(
+    _spec("SymmetricFocalTversky", "region", "SymmetricFocalTverskyLoss"),
+    _spec("AsymmetricFocalTversky", "region", "AsymmetricFocalTverskyLoss"),
+    _spec("SensSpec", "region", "SensitivitySpecificityLoss", "r = 0.05"),
+    _spec("Asym", "region", "AsymmetricSimilarityLoss", "beta = 1.5 (Hashemi et al. 2018)"),
+    _spec("LovaszSoftmax", "region", "LovaszSoftmaxLoss", "present classes, pooled over the batch"),
+    _spec(
         "LovaszHinge",
         "region",
-        _kl("LovaszHingeLoss"),
         "LovaszHingeLoss",
+        "per image, logits recovered from the sigmoid output; binary",
         tasks=BINARY_ONLY,
-        settings="per image, logits recovered from the sigmoid output; binary",
-    ),
-    LossSpec(
-        "BCE+pos_weight",
-        "distribution",
-        _kl("BinaryCrossentropyLoss"),
-        "BinaryCrossentropyLoss",
-        tasks=BINARY_ONLY,
-        settings="library default pos_weight 1 (equals Keras BCE)",
-    ),
-    LossSpec(
-        "WeightedCE",
-        "distribution",
-        _kl("CategoricalCrossentropyLoss"),
-        "CategoricalCrossentropyLoss",
-        tasks=MULTICLASS_ONLY,
-        settings="no class weights (equals Keras CE)",
-    ),
-    LossSpec(
-        "CategoricalFocal",
-        "distribution",
-        _kl("CategoricalFocalLoss"),
-        "CategoricalFocalLoss",
-        tasks=MULTICLASS_ONLY,
-        settings="alpha 0.25, gamma 2 (Lin et al. 2017, as Keras)",
-    ),
-    LossSpec("Combo", "compound", _kl("ComboLoss"), "ComboLoss", settings="alpha 0.5, beta 0.5"),
-    LossSpec(
-        "ExpLog",
-        "compound",
-        _kl("ExpLogLoss"),
-        "ExpLogLoss",
-        settings="w 0.8/0.2, gamma 0.3 (Wong et al. 2018)",
-    ),
-    LossSpec("SymmetricFocal", "distribution", _kl("SymmetricFocalLoss"), "SymmetricFocalLoss"),
-    LossSpec("AsymmetricFocal", "distribution", _kl("AsymmetricFocalLoss"), "AsymmetricFocalLoss"),
-    LossSpec(
-        "SymmetricFocalTversky",
-        "region",
-        _kl("SymmetricFocalTverskyLoss"),
-        "SymmetricFocalTverskyLoss",
-    ),
-    LossSpec(
-        "AsymmetricFocalTversky",
-        "region",
-        _kl("AsymmetricFocalTverskyLoss"),
-        "AsymmetricFocalTverskyLoss",
-    ),
-    LossSpec(
-        "UnifiedFocal",
-        "compound",
-        _kl("UnifiedFocalLoss"),
-        "UnifiedFocalLoss",
-        settings="asymmetric, lambda 0.5, delta 0.6, gamma 0.5 (Yeung et al. 2022)",
     ),
     LossSpec(
         "G(D)",
         "region",
         _glf,
-        "GeneralizedLoss",
+        ("GeneralizedLoss", "DeterministicGLFCallback"),
         tasks=BINARY_ONLY,
         adaptive="det",
         settings="deterministic rule from (1, 1, 1) (Seo et al. 2021, Fig. 2b)",
@@ -220,34 +169,36 @@ SPECS: tuple[LossSpec, ...] = (
         "G(E)",
         "region",
         _glf,
-        "GeneralizedLoss",
+        ("GeneralizedLoss", "ExploratoryGLFModel"),
         tasks=BINARY_ONLY,
         adaptive="exp",
         settings="exploratory rule, exact search, from (1, 1, 1) (Seo et al. 2021, Fig. 2a)",
     ),
     # boundary losses
-    LossSpec("Boundary", "boundary", _kl("BoundaryLoss"), "BoundaryLoss", distance_maps=True),
-    LossSpec(
+    _spec("Boundary", "boundary", "BoundaryLoss", "foreground classes", distance_maps=True),
+    _spec(
         "HausdorffDT",
         "boundary",
-        _kl("OneSidedHausdorffDTLoss"),
         "OneSidedHausdorffDTLoss",
+        "alpha = 2 (Karimi & Salcudean 2019); one-sided",
         distance_maps=True,
-        settings="alpha = 2 (Karimi & Salcudean 2019); one-sided",
     ),
     # compound losses
-    LossSpec("Dice+CE", "compound", _kl("DiceCELoss"), "DiceCELoss"),
-    LossSpec("Dice+Focal", "compound", _kl("DiceFocalLoss"), "DiceFocalLoss"),
-    LossSpec("Dice+TopK", "compound", _kl("DiceTopKLoss"), "DiceTopKLoss", settings="k = 10 %"),
+    _spec("Dice+CE", "compound", "DiceCELoss"),
+    _spec("Dice+Focal", "compound", "DiceFocalLoss"),
+    _spec("Dice+TopK", "compound", "DiceTopKLoss", "k = 10 %"),
     LossSpec(
         "Dice+Boundary",
         "compound",
         _kl("DiceBoundaryLoss"),
-        "DiceBoundaryLoss",
+        ("DiceBoundaryLoss", "BoundaryRebalancing"),
         distance_maps=True,
         schedule=_rebalancing,
         settings="alpha from 1, -0.01 per pass over the training data, floor 0.01 (Kervadec et al.)",
     ),
+    _spec("Combo", "compound", "ComboLoss"),
+    _spec("ExpLog", "compound", "ExpLogLoss"),
+    _spec("UnifiedFocal", "compound", "UnifiedFocalLoss"),
 )
 
 
@@ -255,7 +206,7 @@ def available(spec: LossSpec) -> bool:
     """Whether the installed ``keras_losses`` exports the spec's class."""
     import keras_losses
 
-    return spec.library_class is None or hasattr(keras_losses, spec.library_class)
+    return all(hasattr(keras_losses, c) for c in spec.library_class)
 
 
 def specs_for(task: str, names: list[str] | None = None) -> list[LossSpec]:

@@ -29,6 +29,12 @@ SEGMENTATION = [
     lambda: kl.UnifiedFocalLoss(),
     lambda: kl.AsymmetricFocalTverskyLoss(),
     lambda: kl.BinaryCrossentropyLoss(pos_weight=2.0),
+    lambda: kl.TopKCrossEntropyLoss(k=20.0),
+    lambda: kl.DiceTopKLoss(),
+    lambda: kl.SensitivitySpecificityLoss(),
+    lambda: kl.AsymmetricSimilarityLoss(),
+    lambda: kl.LovaszSoftmaxLoss(),
+    lambda: kl.LovaszHingeLoss(),
 ]
 ALL = SEGMENTATION + [
     lambda: kl.ContrastiveLoss(margin=2.0),
@@ -134,6 +140,38 @@ CONSTRUCTED = [
     (
         kl.CategoricalFocalLoss,
         dict(alpha=[0.2, 0.3, 0.5], gamma=1.0, activation="softmax", **PIXEL),
+    ),
+    (kl.TopKCrossEntropyLoss, dict(k=20.0, per_image=True, activation="softmax", **PIXEL)),
+    (kl.DiceTopKLoss, dict(k=20.0, smooth=0.5, activation="softmax", **PIXEL)),
+    (
+        kl.SensitivitySpecificityLoss,
+        dict(r=0.2, smooth=1e-3, per_image=True, activation="softmax", **PIXEL),
+    ),
+    (kl.AsymmetricSimilarityLoss, dict(beta=2.0, per_image=True, smooth=0.5, **CONVENTION)),
+    (kl.LovaszSoftmaxLoss, dict(classes="all", per_image=True, activation="softmax", **PIXEL)),
+    (kl.LovaszHingeLoss, dict(per_image=False, activation="sigmoid", **PIXEL)),
+    (kl.OneSidedHausdorffDTLoss, dict(alpha=1.0, activation="softmax", **PIXEL)),
+    (
+        kl.BoundaryLoss,
+        dict(
+            include_background=True,
+            from_logits=True,
+            ignore_class=255,
+            reduction="sum",
+            activation="softmax",
+        ),
+    ),
+    (
+        kl.DiceBoundaryLoss,
+        dict(
+            alpha=0.5,
+            smooth=0.5,
+            include_background=True,
+            from_logits=True,
+            ignore_class=255,
+            reduction="sum",
+            activation="softmax",
+        ),
     ),
     (
         kl.CombinedLoss,
