@@ -181,7 +181,23 @@ class Claim:
 
     def judge(self, effects: Sequence[float], confidence: float = CONFIDENCE) -> dict:
         """The verdict on the per-seed ``effects`` (ours, not oriented), with the numbers used."""
-        stats = interval(effects, confidence)
+        return self._verdict(interval(effects, confidence))
+
+    def judge_summary(self, mean: float, sd: float, n: int, confidence: float = CONFIDENCE) -> dict:
+        """The same verdict from the mean and sample sd (ddof 1) of ``n`` per-seed effects,
+        for results that kept only those; ``per_seed`` is then None. Only an effect that is one
+        number per seed has such a summary: a difference of two reported means does not (its
+        sd needs the pairing)."""
+        stats = {"per_seed": None, "n": int(n), "confidence": confidence, "mean": float(mean)}
+        if n < 2:
+            stats |= {"sd": None, "t": None, "interval": [None, None]}
+        else:
+            t = t_quantile(confidence, n - 1)
+            half = t * float(sd) / math.sqrt(n)
+            stats |= {"sd": float(sd), "t": t, "interval": [mean - half, mean + half]}
+        return self._verdict(stats)
+
+    def _verdict(self, stats: dict) -> dict:
         sign = 1 if self.direction == "greater" else -1
         lo, hi = stats["interval"]
         out = {**self.declaration(), "effect": stats, "rule": RULE, "magnitude": None}

@@ -183,3 +183,15 @@ def test_markdown_table_rows():
         "**inconclusive** |"
     )
     assert lines[6] == "| untested | | | | not tested: no data |"
+
+
+@pytest.mark.parametrize("effects", [[1, 2, 3], [-1, 0, 1], [0.5, 0.5, 0.5], [2.0], [4, 9, 1, 7]])
+def test_judge_summary_is_judge_on_the_mean_and_sd(effects):
+    claim = Claim("c", "t", paper_effect=4.8)
+    full = claim.judge(effects)
+    e = full["effect"]
+    short = claim.judge_summary(e["mean"], e["sd"] or 0.0, e["n"])
+    assert short["verdict"] == full["verdict"] and short["magnitude"] == full["magnitude"]
+    assert short["effect"]["per_seed"] is None
+    for a, b in zip(short["effect"]["interval"], e["interval"], strict=True):
+        assert a == pytest.approx(b) if b is not None else a is None
