@@ -24,8 +24,7 @@ ENCODER_VARIANTS = {
     # "sub-sampling" layers S2 and S4. Baltatzis et al. 2021 base both networks "on the
     # well-established LeNet-5 [4]".
     "classic": ("tanh", "average"),
-    # The common modern re-implementation: ReLU and max pooling (this package's encoder
-    # before issue 17).
+    # The common modern re-implementation: ReLU and max pooling.
     "modern": ("relu", "max"),
 }
 DEFAULT_VARIANT = "classic"

@@ -1,4 +1,4 @@
-"""The adaptive-GLF study of issue 15: paper training with seeds, and the rule ablation.
+"""The adaptive-GLF study: paper training with seeds, and the rule ablation.
 
 Every number of docs/lung.md's "paper training" and "ablation" tables comes from this script
 (``results.json`` in ``--out``). It uses the library only (data.ct, architectures.munet,

@@ -1,11 +1,11 @@
-"""The measured choices of the nodules study (issue 17): image size and generator details.
+"""The measured choices of the nodules study: image size and generator details.
 
     python benchmarks/nodules_choices.py --out reports/nodules-choices          # every configuration
     python benchmarks/nodules_choices.py --out reports/nodules-choices --only A B
     python benchmarks/nodules_choices.py --out reports/nodules-choices --summary  # table of finished ones
 
-Each configuration changes one thing from the base A (classic LeNet-5, 32x32, the generator
-as before issue 17) and runs ``reproduce.py nodules`` with it on the sweep seeds 100 and 101
+Each configuration changes one thing from the base A (classic LeNet-5, 32x32, the base
+generator) and runs ``reproduce.py nodules`` with it on the sweep seeds 100 and 101
 (``--first-seed 100``), never on the seeds 0-2 that the reported Table 1 uses. The rule,
 written before the first result: a value replaces A's only if it puts more of the 9 rows of
 Table 1 (mean accuracy over the sweep seeds) in the paper's pass/fail pattern (accuracy >= 0.8

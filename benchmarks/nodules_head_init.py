@@ -1,4 +1,4 @@
-"""The measured choice of the head's initial weights in the nodules study (issue 17).
+"""The measured choice of the head's initial weights in the nodules study.
 
     python benchmarks/nodules_head_init.py --out reports/nodules-head-init
     python benchmarks/nodules_head_init.py --out reports/nodules-head-init --summary

@@ -27,7 +27,7 @@ set is about. Each returns uint8 RGB images (N, size, size, 3).
 These build input images (from dermoscopy records, masks, bundled photographs, a folder) and know
 nothing of a model, so they are data: the scores and metrics computed on them (ODIN, AUROC,
 FPR@95 % TPR) are in ``evaluation/odin.py`` and ``evaluation/ood.py``, which import nothing from
-``data``. (The module lived in ``evaluation/`` before issue 14.)
+``data``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Defaults per task (issue "CT data pipeline"): lung [-1000, 400] HU shows parenchyma,
+# Defaults per task: lung [-1000, 400] HU shows parenchyma,
 # vessels and soft-tissue tumours; liver [-200, 250] HU is the usual abdominal window.
 DEFAULT_WINDOWS = {"lung": (-1000.0, 400.0), "liver": (-200.0, 250.0)}
 

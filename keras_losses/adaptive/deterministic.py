@@ -34,10 +34,10 @@ DEFAULT_GUARD_FP = 5.0
 DEFAULT_GUARD_FN = 1.0
 PAPER_IMAGE_PIXELS = 512 * 512
 # "literal": the caption as written (freeze while <FP> > 5 / <FN> > 1), the default.
-# "reversed": freeze while <FP> < 5 / <FN> < 1 (our earlier reading, NOT the paper's).
+# "reversed": freeze while <FP> < 5 / <FN> < 1 (the opposite of the caption, NOT the paper's).
 # "off": no guard (NOT the paper's).
 GUARD_MODES = ("literal", "reversed", "off")
-# Names written by earlier versions, still accepted when a saved config is reloaded.
+# Alternative names, accepted when a saved config that uses them is reloaded.
 GUARD_ALIASES = {"above": "literal", "below": "reversed"}
 # How <TP/FP>, <TP/FN>, P_ap/R_an are formed from a batch: "per-image" = batch mean of the
 # per-image ratios (the caption's "<.> denote batch-averaged values" read literally, the
@@ -148,10 +148,10 @@ class DeterministicGLFCallback(GLFTrajectoryRecorder):
       holds alpha_P at its start value through the phase where <TP/FP> < 1/15 would halve it
       at every step. ``"reversed"`` (freeze while <FP> < 5 / <FN> < 1) and ``"off"`` are NOT
       the paper's; they are kept for comparison (docs/lung.md, ablation). ``"above"`` and
-      ``"below"`` are accepted as the old names of "literal" and "reversed".
+      ``"below"`` are accepted as other names of "literal" and "reversed".
     - Statistic form. "<.> denote batch-averaged values": ``statistic="per-image"`` (default)
       averages the per-image ratios over the batch; ``"pooled"`` takes the ratio of the batch
-      sums (our earlier reading). <FP>, <FN> of the guard are per-image batch means either way.
+      sums (another reading). <FP>, <FN> of the guard are per-image batch means either way.
     - Counts. The paper does not say whether the statistics use the continuous output or the
       output thresholded at 0.5 ("The performance metrics are calculated by thresholding the
       continuous output layer values with a threshold 0.5"): ``counts="soft"`` (default) or
@@ -163,7 +163,7 @@ class DeterministicGLFCallback(GLFTrajectoryRecorder):
       not legible in our copy; Fig. 6f plots the "ratio of weighted recall and weighted
       precision". ``beta2_statistic="beta2_p_r"`` (default) bands the relative weight
       beta^2 P_ap/R_an, which stops growing once beta^2 has made up for a small P_ap/R_an;
-      ``"p_r"`` bands P_ap/R_an alone (our earlier reading). Measured (docs/lung.md,
+      ``"p_r"`` bands P_ap/R_an alone (another reading). Measured (docs/lung.md,
       ablation): with "p_r" beta^2 sat at the ceiling 1e6 in 87 % of the steps on the lung
       patches; with "beta2_p_r" it stayed between 1 and 12.
     - Guard scale. The thresholds 5 and 1 px were set for 512x512 slices: ``guard_scale=

@@ -33,12 +33,11 @@ import csv
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
-
-from core.io import atomic_path
 
 COEFFICIENTS = ("alpha_p", "alpha_n", "beta2")
 STATISTICS = ("precision", "recall", "tp_fp", "tp_fn", "p_r_ratio")
@@ -70,7 +69,7 @@ CSV_FIELDS = (
 )
 # Only the coefficients go into the Keras logs (progress bar, History, history.csv): the
 # statistics that drive the rule are in glf_trajectory.csv and TensorBoard, one row per step,
-# and twelve numbers per step made the progress bar unreadable (issue 13).
+# and twelve numbers per step would make the progress bar unreadable.
 LOG_KEYS = COEFFICIENTS
 TRAJECTORY_CSV = "glf_trajectory.csv"
 STATE_JSON = "glf_state.json"
@@ -194,8 +193,20 @@ def summarize_trajectory(rows, band=(0.5, 2.0)) -> dict:
 
 def _atomic_write(path: Path, write) -> None:
     """``write(f)`` into a temporary file beside ``path``, renamed onto it when complete."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        write(f)
+    # The library stands alone, so it carries its own atomic write: a killed run never leaves a
+    # truncated CSV under the final name (same folder, so os.replace is atomic).
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=".partial" + path.suffix, dir=path.parent
+    )
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 class GLFTrajectoryRecorder(keras.callbacks.Callback):

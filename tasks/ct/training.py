@@ -297,7 +297,7 @@ def trajectory_line(glf: dict) -> str:
         f"most steps): {'yes' if held else 'no'}."
     )
     if glf["max_at_bound_fraction"] > 0.2:
-        line += " A coefficient sat at a limit for more than 20 % of the steps: see docs/lung.md (issue 15)."
+        line += " A coefficient sat at a limit for more than 20 % of the steps: see docs/lung.md."
     return line
 
 

@@ -61,7 +61,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def linear_probe(model, train: tuple, tests: dict) -> dict:
     """Balanced accuracy of a logistic regression fitted on the encoder's F6 outputs of the
     training set, per test set: what the (frozen) embedding holds, whatever the trained head
-    learnt from it. A diagnostic of ours, not in the paper (issue 17 used it on seed 2)."""
+    learnt from it. A diagnostic of ours, not in the paper."""
     from sklearn.linear_model import LogisticRegression
 
     from evaluation.classification import binary_report

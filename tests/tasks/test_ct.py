@@ -393,6 +393,6 @@ def test_glf_run_ends_with_a_line_on_the_coefficients():
     assert line.startswith("GLF coefficients after 240 steps: alpha_P 1, alpha_N 1e+06, beta^2 0.869;")
     assert "floor/ceiling 1e-06/1e+06: alpha_P 0.0 %, alpha_N 82.5 %, beta^2 0.0 %" in line
     assert "(alphas in [0.5, 2] and beta^2 > 1 for most steps): no." in line
-    assert line.endswith("see docs/lung.md (issue 15).")
+    assert line.endswith("see docs/lung.md.")
     glf.update(max_at_bound_fraction=0.1, fig6={"alphas_in_band_most_of_training": True, "beta2_above_1_most_of_training": True})
     assert trajectory_line(glf).endswith("most steps): yes.")
