@@ -1,14 +1,26 @@
-"""Installable package for the keras-losses reproduction study.
+"""Installs the library: ``keras_losses`` (losses and the callbacks/train steps that adapt them)
+and ``architectures`` (model builders), nothing else.
 
-The design card fixes the top-level packages: ``keras_losses`` (losses and the
-callbacks/train steps that adapt them), ``architectures`` (model builders), ``data``
-(tf.data pipelines), plus ``evaluation`` (metrics, attacks, OOD, figures),
-``tasks`` (one package per study), ``inference`` (load saved runs and predict), ``core``
-(atomic file IO and config fields, below everything else) and ``training`` (run directories, fitting,
-distribution).
+The study code (``data``, ``core``, ``training``, ``tasks``, ``evaluation``, ``inference`` and the
+command lines ``train.py``, ``evaluate.py``, ``predict.py``, ``reproduce.py``) runs from the
+checkout: a script puts its own folder first on ``sys.path``, and ``python -m pytest`` run from
+the root puts the root there. So no generic top-level name such as ``data`` lands in a user's
+site-packages. The ``study`` extra adds what the study code needs beyond the library.
 """
 
 from setuptools import find_packages, setup
+
+STUDY = [
+    "tensorboard>=2.20",  # TF 2.21 does not pull it in; Keras's TensorBoard callback needs it
+    "scipy>=1.11",
+    "scikit-learn>=1.4",
+    "scikit-image>=0.22",
+    "nibabel>=5.2",
+    "opencv-python-headless>=4.9",
+    "matplotlib>=3.8",  # also keras_losses.adaptive.figures (Figs. 6/7), imported on use
+    "h5py>=3.10",
+    "pillow>=10",  # data.validate.check_image: full decode catches truncated JPEG/PNG
+]
 
 setup(
     name="keras-losses-repro",
@@ -20,36 +32,19 @@ setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="MIT",
     python_requires=">=3.10",
     packages=find_packages(
-        include=[
-            "core*",
-            "keras_losses*",
-            "architectures*",
-            "data*",
-            "evaluation*",
-            "inference*",
-            "tasks*",
-            "training*",
-        ]
+        include=["keras_losses", "keras_losses.*", "architectures", "architectures.*"]
     ),
-    py_modules=["train", "evaluate", "reproduce", "predict"],
     install_requires=[
-        "tensorflow>=2.21,<2.22",
+        "tensorflow>=2.21,<2.22",  # the Keras backend the package is tested with (JAX also runs)
         "keras>=3.15",
-        "tensorboard>=2.20",  # TF 2.21 no longer pulls it in; Keras TensorBoard callback needs it
         "numpy>=1.26",
-        "scipy>=1.11",
-        "scikit-learn>=1.4",
-        "scikit-image>=0.22",
-        "nibabel>=5.2",
-        "opencv-python-headless>=4.9",
-        "matplotlib>=3.8",
-        "h5py>=3.10",
-        "pillow>=10",  # data.validate.check_image: full decode catches truncated JPEG/PNG
     ],
     extras_require={
+        "study": STUDY,
         # medpy: the reference HD95 that evaluation/surface_distance.py is tested against
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.5", "medpy>=0.5"],
+        "test": [*STUDY, "pytest>=8", "hypothesis>=6.100", "ruff>=0.5", "medpy>=0.5"],
     },
 )
