@@ -27,6 +27,7 @@ class CombinedLoss(keras.losses.Loss):
         V. Rajput, arXiv:2110.08322, 2021 (BCE + Dice, BCE + Dice + Focal).
 
     Example:
+        >>> from keras_losses import SquaredDiceLoss
         >>> bce_dice = CombinedLoss([keras.losses.BinaryCrossentropy(), SquaredDiceLoss()])
     """
 

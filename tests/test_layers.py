@@ -1,5 +1,6 @@
 """The package layers point one way: core <- data <- training/inference <- tasks, and
-evaluation (metrics on arrays) never imports data.
+evaluation (metrics on arrays) never imports data. The library that installs (keras_losses,
+architectures) imports nothing else of the repository.
 
 Imports are read from the source with ``ast`` (every ``import`` and ``from ... import``, also
 those inside functions), so a lazy import inside a function counts as much as a top-level one.
@@ -29,6 +30,16 @@ FORBIDDEN = {
     # metrics and scores work on arrays; the images they score (data/ood_sets.py) are data
     "evaluation": {"data", "tasks", "inference"},
 }
+
+
+LIBRARY = ("keras_losses", "architectures")
+
+
+def repository_names() -> set[str]:
+    """Every top-level name the repository could be imported under: packages and modules."""
+    names = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    names |= {p.stem for p in ROOT.glob("*.py")}
+    return names | {p.name for p in ROOT.iterdir() if p.is_dir() and any(p.glob("*.py"))}
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -61,3 +72,19 @@ def test_lower_layers_do_not_import_upper_ones(package):
     assert not offending, (
         f"{package}/ must not import {sorted(FORBIDDEN[package])}; found {offending}"
     )
+
+
+def test_repository_names_cover_the_study_code():
+    names = repository_names()
+    assert {"data", "core", "training", "tasks", "evaluation", "inference", "train"} <= names
+    assert {"evaluate", "predict", "reproduce", "benchmarks", "tests"} <= names
+
+
+@pytest.mark.parametrize("package", LIBRARY)
+def test_library_imports_nothing_from_the_rest_of_the_repository(package):
+    forbidden = repository_names() - set(LIBRARY)
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no Python files under {package}/"
+    offending = {str(f.relative_to(ROOT)): sorted(imported_packages(f) & forbidden) for f in files}
+    offending = {f: names for f, names in offending.items() if names}
+    assert not offending, f"{package}/ installs alone and must not import {offending}"

@@ -209,9 +209,18 @@ class DeterministicGLFCallback(GLFTrajectoryRecorder):
         S. Seo, M. Bassenne, L. Xing, IEEE TMI 40(2), 2021, Sec. II-B and Fig. 2b.
 
     Example:
-        >>> loss = keras_losses.GeneralizedLoss()
+        >>> import keras, numpy as np, keras_losses
+        >>> x = np.random.default_rng(0).random((8, 16, 16, 1)).astype("float32")
+        >>> y = (x > 0.7).astype("float32")  # shape: (8, 16, 16, 1)
+        >>> model = keras.Sequential(
+        ...     [keras.Input((16, 16, 1)), keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")]
+        ... )
+        >>> loss = keras_losses.GeneralizedLoss()  # starts at the Dice values (1, 1, 1)
         >>> model.compile(optimizer="adam", loss=loss)
-        >>> model.fit(ds, callbacks=[DeterministicGLFCallback(loss, csv_path="glf.csv")])
+        >>> callback = DeterministicGLFCallback(loss, csv_path="glf.csv")
+        >>> _ = model.fit(x, y, batch_size=4, epochs=1, callbacks=[callback], verbose=0)
+        >>> sorted(loss.coefficients)  # assigned after each of the 2 batches
+        ['alpha_n', 'alpha_p', 'beta2']
     """
 
     def __init__(
