@@ -12,7 +12,6 @@ from setuptools import find_packages, setup
 
 STUDY = [
     "tensorboard>=2.20",  # TF 2.21 does not pull it in; Keras's TensorBoard callback needs it
-    "scipy>=1.11",
     "scikit-learn>=1.4",
     "scikit-image>=0.22",
     "nibabel>=5.2",
@@ -41,6 +40,7 @@ setup(
         "tensorflow>=2.21,<2.22",  # the Keras backend the package is tested with (JAX also runs)
         "keras>=3.15",
         "numpy>=1.26",
+        "scipy>=1.11",  # keras_losses.distance_maps (signed distance maps), imported on use
     ],
     extras_require={
         "study": STUDY,
