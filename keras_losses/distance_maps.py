@@ -103,8 +103,14 @@ def attach_distance_maps(num_classes: int, spacing: Sequence[float] | float | No
     ``(..., 1)`` or one-hot ``(..., C)``).
 
     Example:
+        >>> import numpy as np, tensorflow as tf
+        >>> images = np.zeros((4, 8, 8, 1), "float32")
+        >>> labels = np.zeros((4, 8, 8, 1), "float32"); labels[:, 2:5, 2:5] = 1  # shape: (4, 8, 8, 1)
         >>> ds = tf.data.Dataset.from_tensor_slices((images, labels))
         >>> ds = ds.map(attach_distance_maps(num_classes=1, spacing=2.0)).batch(8)
+        >>> x, y = next(iter(ds))
+        >>> y.shape  # the mask, then its signed distance map
+        TensorShape([4, 8, 8, 2])
     """
     import tensorflow as tf
 
