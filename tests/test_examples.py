@@ -43,6 +43,7 @@ KNOWN_WITHOUT_EXAMPLE = {
     "LossEstimatorLoss",
     "ClassWeightedCategoricalCrossentropy",
     "ExploratoryGLFModel",
+    "BoundaryRebalancing",
     "prepare_adaptive_glf",
 }
 
