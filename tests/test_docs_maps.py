@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIES = {"lung": "ct", "nodules": "nodules", "isic": "isic", "hippocampus": "hippocampus"}
+STUDIES = {
+    "lung": "ct",
+    "nodules": "nodules",
+    "isic": "isic",
+    "hippocampus": "hippocampus",
+    "loss-benchmark": "lossbench",
+}
 HEADING = "### Where things are"
 # `data/ct.py`, `data/ct.py::prepare_ct_data`, `tasks/ct/` (a path has a slash or a suffix)
 REFERENCE = re.compile(r"`([\w.-]+(?:/[\w.-]*)*(?:\.\w+|/)(?:::\w+)?)`")

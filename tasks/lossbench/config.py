@@ -35,7 +35,9 @@ class BenchConfig:
     batch_size: int = option(16, "samples per step")
     lr: float = option(1e-3, "Adam learning rate")
     steps_per_epoch: int = option(50, "training steps between two validations (one 'epoch')")
-    max_epochs: int = option(40, "step cap: at most max_epochs x steps_per_epoch steps")
+    max_epochs: int = option(
+        60, "step cap: at most max_epochs x steps_per_epoch steps (the pilot: CE plateaued at 31)"
+    )
     patience: int = option(6, "stop after this many epochs without a validation-Dice gain")
     min_delta: float = option(
         0.002, "a gain is a validation Dice above the best so far by more than this (absolute)"
