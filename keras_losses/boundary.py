@@ -144,6 +144,11 @@ class BoundaryRebalancing(keras.callbacks.Callback):
         loss: the :class:`DiceBoundaryLoss` being trained.
         step: decrease per epoch. Default 0.01 (Kervadec et al.).
         minimum: the floor. Default 0.01 (Kervadec et al.).
+
+    Example:
+        >>> schedule = BoundaryRebalancing(DiceBoundaryLoss())
+        >>> [round(schedule.value(epoch), 2) for epoch in (0, 1, 99, 200)]
+        [1.0, 0.99, 0.01, 0.01]
     """
 
     def __init__(self, loss: DiceBoundaryLoss, step: float = 0.01, minimum: float = 0.01):

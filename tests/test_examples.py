@@ -43,7 +43,6 @@ KNOWN_WITHOUT_EXAMPLE = {
     "LossEstimatorLoss",
     "ClassWeightedCategoricalCrossentropy",
     "ExploratoryGLFModel",
-    "BoundaryRebalancing",
     "prepare_adaptive_glf",
 }
 
