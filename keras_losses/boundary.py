@@ -138,7 +138,8 @@ class BoundaryRebalancing(keras.callbacks.Callback):
     Formula (epoch e counted from 0):
         alpha_e = max(minimum, start - step * e)
 
-    The value depends on the epoch number only, so a resumed run continues the schedule.
+    The value depends on the epoch number only, so a resumed run continues the schedule. Under
+    the JAX backend the train step is traced anew at each epoch so that it uses the new alpha.
 
     Args:
         loss: the :class:`DiceBoundaryLoss` being trained.
@@ -166,3 +167,8 @@ class BoundaryRebalancing(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.loss.alpha.assign(self.value(epoch))
+        if keras.backend.backend() == "jax" and self.model is not None:
+            # A JAX train step carries the model's, optimizer's and metrics' variables as its
+            # state, not the loss's: it reads alpha once, when it is traced. Tracing it anew
+            # (once per epoch) makes the compiled step use the new alpha.
+            self.model.make_train_function(force=True)

@@ -387,3 +387,47 @@ def test_saved_model_round_trip(tmp_path):
     model.save(tmp_path / "m.keras")
     restored = keras.saving.load_model(tmp_path / "m.keras")
     assert isinstance(restored.loss, kl.DiceTopKLoss)
+
+
+JAX_SCRIPT = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+sys.path.insert(0, sys.argv[1])
+import numpy as np, keras
+import keras_losses as kl
+from keras_losses.distance_maps import signed_distance_maps
+x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+ids = np.zeros((4, 8, 8, 1)); ids[:, 2:5, 2:5] = 1
+y = np.concatenate([ids, np.stack([signed_distance_maps(i, 1) for i in ids])], -1).astype("float32")
+inputs = keras.Input((8, 8, 1))
+model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
+loss = kl.DiceBoundaryLoss()
+model.compile(keras.optimizers.SGD(1e-4), loss)
+h = model.fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[kl.BoundaryRebalancing(loss, step=0.5)])
+p = model.predict(x, verbose=0)
+eager = [float(kl.DiceBoundaryLoss(alpha=a)(y, p)) for a in (1.0, 0.5, 0.01)]
+print(json.dumps({"backend": keras.backend.backend(), "fit": h.history["loss"], "eager": eager}))
+"""
+
+
+def test_rebalancing_reaches_the_train_step_under_jax(tmp_path):
+    """Under JAX the compiled step does not carry the loss's variables: the callback retraces
+    it, so each epoch's loss is the one at that epoch's alpha (1, 0.5, 0.01)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("jax")
+    script = tmp_path / "jax_alpha.py"
+    script.write_text(JAX_SCRIPT)
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, str(script), root], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["backend"] == "jax"
+    assert result["fit"] == pytest.approx(result["eager"], rel=1e-3)
