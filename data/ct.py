@@ -104,9 +104,9 @@ class CTDataConfig:
             raise ValueError(f"image_size must be at least 8; received {self.image_size}")
         if self.tumour_free_ratio < 0:
             raise ValueError(f"tumour_free_ratio must be >= 0; received {self.tumour_free_ratio}")
-        for name in ("val_fraction", "test_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1); received {getattr(self, name)}")
+        validate.raise_problems(
+            validate.check_fractions(val_fraction=self.val_fraction, test_fraction=self.test_fraction)
+        )
         if self.fit not in ("resize", "crop"):
             raise ValueError(f"fit must be 'resize' or 'crop'; received {self.fit!r}")
         for name in ("train_files", "val_files", "test_files"):
@@ -191,9 +191,10 @@ def _volume_loader(case, allowed, tumour, window):
     def load():
         hu = load_canonical(case.image, np.float32)
         labels = load_canonical(case.label, np.float32)  # LiTS stores some segmentations as float
+        # checked as stored, before the cast (a 0.5 is an error, never rounded away);
+        # shapes were compared by the header check, which every cache pass runs first
+        validate.raise_problems(validate.check_labels(labels, case.label, allowed))
         labels = np.rint(labels).astype(np.int16)
-        # (shapes were compared by the header check, which every cache pass runs first)
-        validate.raise_problems(validate.check_array(labels, case.label, labels=allowed, what="label values"))
         # Axial slices along the last (canonical S) axis, turned so anterior is up as on screen.
         images = np.rot90(np.moveaxis(apply_window(hu, window), 2, 0), axes=(1, 2))
         masks = np.rot90(np.moveaxis(labels == tumour, 2, 0), axes=(1, 2))
@@ -305,12 +306,15 @@ def _load_split(split) -> dict[str, list[str]]:
         path = Path(split)
         try:
             split = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
             raise DataError(f"{path}: cannot read the split: {err}") from None
+    if not isinstance(split, dict):
+        raise DataError(f"{_split_source(split_arg)}: expected a JSON object of case id lists; found a {type(split).__name__}")
     missing = [k for k in SPLITS if k not in split]
     if missing:
         raise DataError(f"{_split_source(split_arg)}: expected 'train', 'val' and 'test' case id lists; "
                         f"missing {missing}")
+    validate.raise_problems(validate.check_disjoint({k: split[k] for k in SPLITS}, _split_source(split_arg)))
     return {k: [str(c) for c in split[k]] for k in SPLITS}
 
 
@@ -526,6 +530,9 @@ def prepare_ct_data(cfg: CTDataConfig, run_dir=None, split=None) -> CTData:
     data = CTData(cfg, source, root, cache, split)
     if not split["train"]:
         raise DataError(f"{split_source} leaves no training cases ({len(set(cache.case_id.tolist()))} cases in {root})")
+    in_train = np.isin(cache.case_id, split["train"])
+    validate.raise_problems(validate.check_foreground(
+        int((cache.tumour_px[in_train] > 0).sum()), int(in_train.sum()), root, "training slices'"))
     for s in SPLITS:
         if not split[s]:  # too few cases for a validation or test split: .val()/.test() say so
             continue

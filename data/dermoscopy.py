@@ -72,6 +72,7 @@ def _read_csv(path: Path, columns=()) -> list[dict]:
 
 def _isic_labels(path: Path) -> dict[str, str]:
     rows = _read_csv(path, ("image", *[c for c in ISIC_CLASSES if c != "UNK"][:5]))
+    validate.raise_problems(validate.check_unique([r["image"].strip() for r in rows], path, "image"))
     present = [c for c in ISIC_CLASSES if c in rows[0]]
     labels = {}
     for i, row in enumerate(rows):
@@ -91,7 +92,9 @@ def _isic_labels(path: Path) -> dict[str, str]:
 
 
 def _ham_rows(path: Path) -> list[dict]:
-    return _read_csv(path, ("lesion_id", "image_id", "dx"))
+    rows = _read_csv(path, ("lesion_id", "image_id", "dx"))
+    validate.raise_problems(validate.check_unique([r["image_id"].strip() for r in rows], path, "image_id"))
+    return rows
 
 
 def detect_layout(root) -> str:
@@ -270,8 +273,11 @@ def preprocess_mask(
 
 
 def read_rgb(path) -> np.ndarray:
+    """The image as RGB uint8, after the check ``--check-data`` runs (a truncated JPEG, which
+    OpenCV would half-decode without an error, is a :class:`DataError` naming the file)."""
     import cv2
 
+    validate.raise_problems(validate.check_image(path))
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise DataError(f"{path}: not a readable image")
@@ -300,6 +306,7 @@ def load_images(
         raw = read_rgb(rec.path)
         images[i] = preprocess_image(raw, size, crop_fraction, sog_power, crop_shape)
         if rec.mask is not None:
+            validate.raise_problems(validate.check_image(rec.mask))
             m = cv2.imread(str(rec.mask), cv2.IMREAD_GRAYSCALE)
             if m is None:
                 raise DataError(f"{rec.mask}: not a readable mask image")

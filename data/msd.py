@@ -43,8 +43,14 @@ def list_msd_cases(root, split: str = "training", problems: list[str] | None = N
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{meta_path} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict):
+        raise DataError(
+            f"{meta_path}: expected a JSON object with a '{split}' list; found a {type(meta).__name__}"
+        )
     if split not in meta:
-        raise DataError(f"{meta_path} has no '{split}' list (keys: {', '.join(meta)})")
+        raise DataError(f"{meta_path} has no '{split}' list (keys: {', '.join(map(str, meta))})")
+    if not isinstance(meta[split], list):
+        raise DataError(f"{meta_path}: '{split}' must be a list; found a {type(meta[split]).__name__}")
     cases = []
     for i, entry in enumerate(meta[split]):
         if split == "training":
@@ -63,6 +69,11 @@ def list_msd_cases(root, split: str = "training", problems: list[str] | None = N
             problems.extend(f"{p} is listed in {meta_path} but does not exist" for p in absent)
             continue
         cases.append(Case(case_id=image.name.split(".")[0], image=image, label=label))
+    duplicates = validate.check_unique([c.case_id for c in cases], meta_path, f"'{split}' case")
+    if duplicates and problems is not None:
+        problems.extend(duplicates)
+    else:
+        validate.raise_problems(duplicates)
     if not cases and not problems:
         raise DataError(f"{meta_path} lists no '{split}' cases")
     return cases
@@ -75,9 +86,12 @@ def open_nifti(path):
     path = Path(path)
     validate.raise_problems(validate.check_exists(path, "NIfTI file"))
     try:
-        return nib.load(str(path))
+        img = nib.load(str(path))
     except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
         raise DataError(f"{path}: cannot read NIfTI header (corrupt or truncated?): {err}") from None
+    if 0 in tuple(img.shape):
+        raise DataError(f"{path}: the volume has an empty axis (shape {tuple(img.shape)}); no voxel to read")
+    return img
 
 
 def _voxels(img, path, dtype) -> np.ndarray:
@@ -101,15 +115,15 @@ def load_nifti(path, dtype=np.float32):
 
 
 def load_label(path, allowed: tuple[int, ...], image_shape=None, image_source=None) -> np.ndarray:
-    """Read a label volume, round float storage to integers, and check its values and shape."""
+    """Read a label volume, check its values as stored (a 0.5 is an error, never rounded) and
+    its shape, then convert it to integers."""
     array, _, _ = load_nifti(path, dtype=np.float32)
-    labels = np.rint(array).astype(np.int16)
     problems = []
     if image_shape is not None:
-        problems += validate.check_shapes_match(image_shape, labels.shape, image_source or "its image", path)
-    problems += validate.check_array(labels, path, labels=allowed, what="label values")
+        problems += validate.check_shapes_match(image_shape, array.shape, image_source or "its image", path)
+    problems += validate.check_labels(array, path, allowed)
     validate.raise_problems(problems)
-    return labels
+    return np.rint(array).astype(np.int16)
 
 
 def nifti_shape(path) -> tuple[int, ...]:

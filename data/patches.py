@@ -81,8 +81,7 @@ def read_patches(path, window=None) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: images must be scaled to [0, 1] when no window is given; found "
             f"[{images.min():g}, {images.max():g}] (pass a window, e.g. --window -1000 400)"
         )
+    # checked as stored, before the cast to bool (a 0.5 is an error, never rounded away)
+    validate.raise_problems(validate.check_labels(labels, f"{path}['labels']", (0, 1)))
     labels = np.rint(labels)
-    validate.raise_problems(
-        validate.check_array(labels, f"{path}['labels']", labels=(0, 1), what="label values")
-    )
     return images, labels.astype(bool)

@@ -68,6 +68,89 @@ def check_array(
     return problems
 
 
+# A label stored as float (LiTS, scaled NIfTI storage) may sit this close to a whole number.
+LABEL_ROUNDING = 1e-3
+
+
+def check_labels(array, source, labels: Iterable[int], what: str = "label values") -> list[str]:
+    """Label values AS STORED, before any rounding or cast: NaN/inf, values that are not whole
+    numbers (a 0.5 would round to a label, or away from one), values outside ``labels``.
+    Convert afterwards with ``np.rint(array).astype(...)``."""
+    array = np.asarray(array)
+    problems = check_array(array, source, what=what)
+    if problems:
+        return problems
+    if np.issubdtype(array.dtype, np.floating):
+        off = np.abs(array - np.rint(array)) > LABEL_ROUNDING
+        if off.any():
+            shown = [float(v) for v in np.unique(array[off])[:5]]
+            return [
+                f"{source}: {int(off.sum())} {what} are not whole numbers (found {shown}); "
+                "labels must be integers"
+            ]
+        array = np.rint(array)
+    return check_array(array, source, labels=labels, what=what)
+
+
+def check_unique(ids: Iterable, source, what: str) -> list[str]:
+    """Ids listed more than once in an index file (``source``): one case in two places."""
+    seen, repeated = set(), []
+    for item in ids:
+        if item in seen and item not in repeated:
+            repeated.append(item)
+        seen.add(item)
+    if not repeated:
+        return []
+    shown = ", ".join(map(str, repeated[:5])) + (" ..." if len(repeated) > 5 else "")
+    return [f"{source}: {len(repeated)} {what}(s) listed more than once: {shown}; each must appear once"]
+
+
+def check_disjoint(split: dict, source) -> list[str]:
+    """A split (``{"train": [...], "val": [...], "test": [...]}``) in which a case id lies in
+    two parts or twice in one part."""
+    problems = []
+    owner: dict = {}
+    for part, ids in split.items():
+        if not isinstance(ids, list):
+            problems.append(f"{source}: '{part}' must be a list of case ids; found {type(ids).__name__}")
+            continue
+        problems += check_unique(ids, source, f"'{part}' case id")
+        for case in ids:
+            if isinstance(case, (list, dict)):
+                continue
+            if case in owner and owner[case] != part:
+                problems.append(f"{source}: case {case!r} is in both '{owner[case]}' and '{part}'")
+            owner.setdefault(case, part)
+    return problems
+
+
+def check_fractions(source: str = "", **fractions: float) -> list[str]:
+    """Split fractions (``val_fraction=0.2, test_fraction=0.2``): each in [0, 1), sum below 1
+    (something must be left to train on). Named by their flags (``--val-fraction``)."""
+    problems = []
+    for name, value in fractions.items():
+        flag = "--" + name.replace("_", "-")
+        if not (isinstance(value, (int, float)) and 0 <= value < 1):
+            problems.append(f"{source}{flag} must be in [0, 1); received {value}")
+    values = [v for v in fractions.values() if isinstance(v, (int, float))]
+    if not problems and sum(values) >= 1:
+        flags = " + ".join("--" + n.replace("_", "-") for n in fractions)
+        problems.append(
+            f"{source}{flags} = {sum(values):g} leaves no case to train on; the sum must be below 1"
+        )
+    return problems
+
+
+def check_foreground(count: int, total: int, source, what: str = "training") -> list[str]:
+    """A segmentation data set whose ``what`` labels hold no foreground at all."""
+    if total and count == 0:
+        return [
+            f"{source}: none of the {total} {what} labels holds any foreground; a segmentation "
+            "model cannot learn from it (check the label files)"
+        ]
+    return []
+
+
 def check_value(value, allowed, source, what: str) -> list[str]:
     """A table cell (``what`` of ``source``, e.g. a CSV row) whose value is not one of ``allowed``."""
     allowed = list(allowed)
