@@ -7,7 +7,8 @@
 
 Run directories (or ``.keras`` files) may be given as positional arguments or with
 ``--model``. Writes a metrics JSON and PNG figures (see ``--task TASK --help`` for the
-task's options). A bad flag or bad data ends in one ``error:`` line and exit status 2.
+task's options). A run that did not finish (no COMPLETED) is refused unless
+``--allow-unfinished``. A bad flag or bad data ends in one ``error:`` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tasks  # noqa: E402
+from tasks.common import add_allow_unfinished_flag, allow_unfinished  # noqa: E402
 from training import cli  # noqa: E402
 from training.rundir import task_of_runs  # noqa: E402
 
@@ -44,6 +46,7 @@ def build_parser(argv=None):
         metavar="RUN",
         help="run directories or .keras files (the same as --model)",
     )
+    add_allow_unfinished_flag(parser)
     cli.add_debug_flag(parser)
     module = tasks.task_module(task)
     module.add_evaluate_arguments(parser, task)
@@ -56,6 +59,7 @@ def main(argv=None) -> int:
     parser, module = build_parser(argv)
     args = parser.parse_args(argv)
     cli.merge_positional_models(parser, args)
+    allow_unfinished(args.allow_unfinished)
     module.evaluate(args)
     return 0
 

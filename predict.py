@@ -10,7 +10,8 @@
 The model (``--model``, or the first positional argument) is a run directory (its best.keras
 and config.json) or a ``.keras`` file (with the config.json beside it, or ``--task`` for the
 task's default preprocessing); the inputs follow it (or come with ``--input``). The
-preprocessing is the run's own. A missing model or input, or a bad flag, stops before any
+preprocessing is the run's own. A run that did not finish (no COMPLETED) is refused unless
+``--allow-unfinished``. A missing model or input, or a bad flag, stops before any
 work with one ``error:`` line and exit status 2. An input that fails to load (not NIfTI,
 truncated, too small, undecodable) gets an ``error:`` line naming it, the others still get
 their outputs, and the exit status is 2.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tasks.common import add_allow_unfinished_flag, allow_unfinished  # noqa: E402
 from training import cli  # noqa: E402
 from training.errors import UserError  # noqa: E402
 
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--probabilities", action="store_true", help="segmentation: also write probability maps"
     )
+    add_allow_unfinished_flag(parser)
     cli.add_debug_flag(parser)
     return parser
 
@@ -78,6 +81,9 @@ def model_and_inputs(parser: argparse.ArgumentParser, args) -> tuple[str, list[s
     if missing:
         what = "model" if missing[0] == model else "input"
         raise UserError(f"{what} {missing[0]} does not exist; check the path")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the predictions")
     return model, inputs
 
 
@@ -104,6 +110,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     model, inputs = model_and_inputs(parser, args)
+    allow_unfinished(args.allow_unfinished)
     from inference import load_predictor
     from inference.segmentation import SegmentationPredictor
     from training import io
@@ -118,7 +125,7 @@ def main(argv=None) -> int:
         for i, path in enumerate(files, 1):
             try:
                 row = predictor.predict_file(path, out, probabilities=args.probabilities)
-            except (ValueError, OSError) as err:
+            except (ValueError, OSError) as err:  # UserError is a ValueError
                 failures.append(f"{path}: {err}")
                 text = cli.one_line(err)
                 text = text if path.name in text else f"{path}: {text}"

@@ -57,6 +57,8 @@ def build_parser(argv=None):
 def main(argv=None) -> int:
     """Parse ``argv`` and reproduce; errors propagate (``cli.run`` turns them into one line)."""
     args = build_parser(argv).parse_args(argv)
+    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise cli.UserError(f"--out {args.out} is a file; give a folder for the report")
     tasks.load(args.module_name).reproduce(args)
     return 0
 

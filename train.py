@@ -6,9 +6,11 @@
     python train.py --task isic --loss ce+loss-estimator --data-dir ../shared/data/ham10000
     python train.py --task hippocampus --loss bce+dice --data-dir .../Task04_Hippocampus
 
-``python train.py --task TASK --help`` lists the task's own options. A bad flag or bad data
-ends in one ``error:`` line and exit status 2 (``--debug`` shows the traceback); a NaN loss
-stops training with exit status 1 and names the last good model.
+``python train.py --task TASK --help`` lists the task's own options. A bad flag, bad data or
+a failing disk ends in one ``error:`` line and exit status 2 (``--debug`` shows the
+traceback); a NaN loss stops training with exit status 1 and names the last good model;
+SIGINT, SIGTERM or SIGHUP stops it with exit status 128 + signal. A stopped run is resumable
+(``--resume``), or removed if no epoch had finished. One process at a time owns a run folder.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Atomic file writes: a killed run never leaves a truncated file under its final name.
 
 The bottom layer: ``data``, ``training``, ``evaluation`` and ``inference`` write through these
-helpers, and this module imports nothing from the project (Keras model files are saved and
+helpers, and this module imports nothing from the project outside ``core`` (Keras model files are saved and
 loaded by :mod:`training.io`, which re-exports everything here).
 """
 
@@ -126,9 +126,26 @@ def save_figure(fig, path, dpi: int = 110) -> Path:
     return Path(path)
 
 
-def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def read_json(path, expect: type | None = None):
+    """The JSON value in ``path``; a file that is not valid UTF-8 JSON (truncated, edited by
+    hand) or, with ``expect`` (``dict``, ``list``), holds another kind of value raises
+    :class:`core.errors.UserError` naming the file."""
+    from core.errors import UserError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(
+            f"{path}: not valid JSON (truncated or edited by hand?): {err}; restore or delete the file"
+        ) from None
+    if expect is not None and not isinstance(value, expect):
+        kinds = {dict: "an object", list: "a list"}
+        raise UserError(
+            f"{path}: expected {kinds.get(expect, expect.__name__)} at the top level; "
+            f"found {type(value).__name__}"
+        )
+    return value
 
 
 def _json_default(obj):

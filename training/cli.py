@@ -1,36 +1,76 @@
 """The one wrapper every command line (train, evaluate, predict, reproduce) runs its main in.
 
-A user's mistake (a bad flag, a missing folder, a truncated file) ends in ONE line on stderr,
-``error: <what is wrong, naming the file or flag>``, and exit status 2; a bug keeps its full
-traceback. What counts as a user's mistake:
+A fault a user can cause or meet ends in ONE line on stderr, ``error: <what is wrong, naming
+the file or flag, and what to do>``, and a fixed exit status; a bug keeps its full traceback.
+
+====================================================  ===========
+fault                                                 exit status
+====================================================  ===========
+bad flag, bad or missing input file, unusable folder  2
+their disk or permissions: permission denied,         2
+read-only file system, disk full, quota, symlink
+loop, name too long (any ``OSError`` with such an
+errno, wherever it is raised)
+run folder in use by another process                  2
+training diverged (NaN/inf loss)                      1
+SIGINT (Ctrl-C), SIGTERM, SIGHUP                      128 + signal (130, 143, 129)
+====================================================  ===========
+
+What counts as a user's fault:
 
 * :class:`training.errors.UserError` and its subclasses (``data.msd.DataError``,
   ``training.rundir.RunDirError``, argparse errors through :class:`ArgumentParser`);
-* ``ValueError`` and the file-not-found family (``FileNotFoundError``, ``NotADirectoryError``,
-  ``IsADirectoryError``, ``PermissionError``, ``FileExistsError``) raised by this package's own
-  code: the package raises them on purpose, with a message naming the flag or file. The same
-  exceptions raised inside TensorFlow, Keras or NumPy are bugs until shown otherwise and keep
-  their traceback.
+* an ``OSError`` whose errno says the disk, the permissions or the path is at fault
+  (:data:`USER_ERRNOS`), raised anywhere (TensorFlow, Keras, h5py included), and a
+  TensorFlow ``OpError`` whose message carries one of those system messages;
+* ``ValueError`` and the file-not-found family raised by this package's own code: the package
+  raises them on purpose, with a message naming the flag or file. The same exceptions raised
+  inside TensorFlow, Keras or NumPy are bugs until shown otherwise and keep their traceback.
 
 ``--debug`` (accepted by every command line) re-raises everything with its traceback.
-A run directory this process created is never left looking complete: an error after it was
-created is reported with where the unfinished run lies (it has no ``COMPLETED``).
+A run directory this process opened is never left looking complete or blocking a rerun: an
+error or a signal after it was opened is reported with where the unfinished run lies, a
+folder in which no epoch finished is removed, and a run that ``--overwrite`` had moved aside
+is put back (see :mod:`training.rundir`).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from training.errors import UsageError, UserError
+from training.errors import UsageError, UserError  # noqa: F401  (UserError: for the commands)
 
 EXIT_USER_ERROR = 2  # the status argparse uses for bad flags
 EXIT_DIVERGED = 1  # training ran and failed (NaN loss): not a bad argument
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's status for Ctrl-C
+
+# The signals a user or a batch scheduler sends to stop a run: each ends like Ctrl-C, with
+# the run folder left resumable, and exit status 128 + signal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+# errno values that mean the user's disk, permissions or path is at fault, with what to do.
+USER_ERRNOS = {
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "the path is a folder; give a file",
+    errno.EEXIST: "the path exists; choose another one or remove it",
+    errno.EACCES: "check the permissions or choose another location",
+    errno.EPERM: "check the permissions or choose another location",
+    errno.EROFS: "the file system is read-only; choose a writable location",
+    errno.ENOSPC: "the disk is full; free space or choose another location",
+    errno.EDQUOT: "the disk quota is exceeded; free space or choose another location",
+    errno.ELOOP: "a symbolic link points to itself (a loop); fix or remove the link",
+    errno.ENAMETOOLONG: "the path is too long; choose a shorter one",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
+    errno.EIO: "the disk reported an input/output error; check the disk",
+}
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _OWN_PACKAGES = (
@@ -79,9 +119,36 @@ def _own_file(filename: str) -> bool:
     return relative.parts[0] in _OWN_PACKAGES or str(relative) in _OWN_MODULES
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) turned into the same exception as Ctrl-C, so every
+    ``finally`` and the run-folder clean-up run as they do for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def _system_error(err: BaseException) -> bool:
+    """An error of the user's disk, permissions or path, wherever it was raised."""
+    if isinstance(err, OSError) and err.errno in USER_ERRNOS:
+        return True
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(err, tf.errors.OpError):
+        return any(os.strerror(code) in str(err) for code in USER_ERRNOS if code != errno.ENOENT)
+    return False
+
+
 def is_user_error(err: BaseException) -> bool:
-    """True for the errors the package raises on purpose about its input (see module doc)."""
-    if isinstance(err, UserError):
+    """True for the errors the package raises on purpose about its input, and for the
+    system's errors about the user's disk, permissions or paths (see module doc)."""
+    if isinstance(err, UserError) or _system_error(err):
         return True
     if not isinstance(err, (ValueError, *_FILE_ERRORS)):
         return False
@@ -90,18 +157,32 @@ def is_user_error(err: BaseException) -> bool:
 
 
 def one_line(err: BaseException) -> str:
+    """The error as one line; a system error gets the file it names and what to do."""
     text = " ".join(str(err).split()) or type(err).__name__
-    if isinstance(err, OSError) and err.filename and str(err.filename) not in text:
-        text = f"{text}: {err.filename}"
+    if isinstance(err, OSError):
+        if err.strerror and err.filename is not None:
+            # "[Errno 13] Permission denied: 'x'" -> "Permission denied: x"
+            text = f"{err.strerror}: {os.fsdecode(err.filename)}"
+            if err.filename2 is not None:
+                text += f" -> {os.fsdecode(err.filename2)}"
+        elif err.filename and str(err.filename) not in text:
+            text = f"{text}: {err.filename}"
+        hint = USER_ERRNOS.get(err.errno)
+        if hint and not isinstance(err, UserError) and hint not in text:
+            text = f"{text} ({hint})"
+    elif _system_error(err):
+        first = next((line for line in str(err).splitlines() if line.strip()), text)
+        text = " ".join(first.split())
     return text
 
 
 def run(
     main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
 ) -> int:
-    """Call ``main(argv)`` and turn user errors into one ``error:`` line and status 2.
+    """Call ``main(argv)`` and turn user faults into one ``error:`` line and a fixed status.
 
-    Returns the exit status (``main``'s return value, 0 for None). ``--debug`` in ``argv``
+    Returns the exit status (``main``'s return value, 0 for None; 2 for a user's fault; 1
+    for a diverged run; 128 + signal for SIGINT/SIGTERM/SIGHUP). ``--debug`` in ``argv``
     lets every exception through with its traceback.
     """
     from training import rundir
@@ -109,43 +190,91 @@ def run(
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     opened_before = len(rundir.OPENED)
+    previous = _install_stop_handlers()
     try:
         if not {"-h", "--help"} & set(argv):
             quiet_tensorflow_startup()
         status = main(argv)
         return 0 if status is None else int(status)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        _hold_stop_signals(previous)
+        signum = getattr(err, "signum", signal.SIGINT)
+        note = _unfinished(opened_before)
         if debug:
             raise
-        print(f"error: interrupted{_unfinished(opened_before)}", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+        name = signal.Signals(signum).name
+        print(f"error: interrupted by {name}{note}", file=sys.stderr, flush=True)
+        return 128 + signum
     except Exception as err:  # noqa: BLE001  (sorted into user errors and bugs below)
         from training.fit import TrainingDiverged
 
-        if debug:
-            raise
+        _hold_stop_signals(previous)
         if isinstance(err, TrainingDiverged):
-            print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
+            note = _unfinished(opened_before)
+            if debug:
+                raise
+            print(f"error: {one_line(err)}{note}", file=sys.stderr, flush=True)
             return EXIT_DIVERGED
         if not is_user_error(err):
+            # A bug: the run folder is left as it is (with its traceback, for the report).
+            rundir.release_all(opened_before)
             raise
-        print(f"error: {one_line(err)}{_unfinished(opened_before)}", file=sys.stderr, flush=True)
+        note = _unfinished(opened_before)
+        if debug:
+            raise
+        print(f"error: {one_line(err)}{note}", file=sys.stderr, flush=True)
         return EXIT_USER_ERROR
+    finally:
+        rundir.release_all(opened_before)
+        _restore_stop_handlers(previous)
+
+
+def _install_stop_handlers() -> dict:
+    """SIGTERM and SIGHUP raise :class:`Interrupted` like SIGINT raises KeyboardInterrupt
+    (only in the main thread, where Python delivers signals)."""
+    import threading
+
+    previous = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
+    for signum in STOP_SIGNALS:
+        if signum == signal.SIGINT:
+            continue
+        try:
+            previous[signum] = signal.signal(signum, _raise_interrupted)
+        except (ValueError, OSError):  # pragma: no cover  (signal not supported here)
+            pass
+    return previous
+
+
+def _hold_stop_signals(previous: dict) -> None:
+    """A second signal while the run folder is tidied is ignored (it would interrupt the
+    tidying); only where :func:`_install_stop_handlers` took over the handlers."""
+    for signum in (*previous, signal.SIGINT) if previous else ():
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _restore_stop_handlers(previous: dict) -> None:
+    for signum, handler in previous.items():
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 def _unfinished(opened_before: int) -> str:
-    """Where the run directories this call opened and did not complete lie, if any."""
+    """Where the run directories this call opened and did not complete lie, if any (a
+    folder in which no epoch finished is removed; a run moved aside by ``--overwrite`` is
+    put back)."""
     from training import rundir
 
-    left = [d for d in rundir.OPENED[opened_before:] if d.chief and not d.complete]
     notes = []
-    for d in left:
-        if d.discard_if_unstarted():
-            notes.append(f"{d.path} was removed (no epoch had finished)")
-        elif d.path.exists():
-            notes.append(
-                f"the unfinished run is in {os.fspath(d.path)} (no COMPLETED; --resume continues it)"
-            )
+    for d in rundir.OPENED[opened_before:]:
+        try:
+            note = d.close_unfinished()
+        except OSError as err:  # the disk that failed the run may fail the clean-up too
+            note = f"{d.path} could not be tidied ({one_line(err)})"
+        if note:
+            notes.append(note)
     return "; " + "; ".join(notes) if notes else ""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.errors import UserError
 from core.io import (  # noqa: F401  (re-exported)
     atomic_folder,
     atomic_path,
@@ -63,8 +64,25 @@ def load_model(path, compile: bool = True):
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        raise ValueError(
+        raise UserError(
             f"{path}: not a readable .keras model (corrupt or truncated?): {err}"
         ) from None
-    except ValueError as err:  # e.g. safe_mode refusing a Lambda layer, an unknown class
-        raise ValueError(f"{path}: cannot load model: {err}") from None
+    except (ValueError, TypeError, AttributeError) as err:
+        # safe_mode refusing a Lambda layer, an unknown class, a config that is not a model
+        text = " ".join(str(err).split())
+        raise UserError(f"{path}: cannot load model: {text}") from None
+
+
+def check_model_input(model, sample_shape, model_file, flag: str = "") -> None:
+    """Raise ``UserError`` if ``model`` cannot take inputs of ``sample_shape`` (no batch
+    axis): the model file, what it expects and what the data gives."""
+    expected = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if expected is None:
+        return
+    given = tuple(int(n) for n in sample_shape)
+    if len(expected) != len(given) or any(e is not None and e != g for e, g in zip(expected, given, strict=True)):
+        shape = "x".join("?" if e is None else str(e) for e in expected)
+        hint = f"; {flag}" if flag else ""
+        raise UserError(
+            f"{model_file} expects inputs of {shape}; the data gives {'x'.join(map(str, given))}{hint}"
+        )

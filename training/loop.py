@@ -32,11 +32,14 @@ def _batch_size(batch) -> tf.Tensor:
     return tf.shape(tf.nest.flatten(batch)[0])[0]
 
 
-def distribute(strategy, data, global_batch_size: int | None, steps: int | None, what: str):
+def distribute(
+    strategy, data, global_batch_size: int | None, steps: int | None, what: str, skip_epochs: int = 0
+):
     """``(distributed dataset that repeats, steps per epoch)`` for ``data``.
 
     ``data`` is a dataset of global batches, or ``dataset_fn(input_context)`` returning a
-    dataset of per-replica batches (then ``steps`` is required).
+    dataset of per-replica batches (then ``steps`` is required). The first ``skip_epochs``
+    epochs of the stream are skipped (a resumed run continues where its backup left it).
     """
     if not isinstance(data, tf.data.Dataset):
         if not callable(data):
@@ -47,9 +50,11 @@ def distribute(strategy, data, global_batch_size: int | None, steps: int | None,
             raise ValueError(
                 f"{what}: a dataset function needs its number of steps per epoch (steps_per_epoch/validation_steps)"
             )
-        return strategy.distribute_datasets_from_function(lambda ctx: data(ctx).repeat()), int(
-            steps
-        )
+        def repeated(ctx):
+            per_step = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            return data(ctx).repeat().skip(int(steps) * skip_epochs * per_step)
+
+        return strategy.distribute_datasets_from_function(repeated), int(steps)
 
     if global_batch_size is None:
         for batch in data.take(1):
@@ -78,7 +83,10 @@ def distribute(strategy, data, global_batch_size: int | None, steps: int | None,
     def dataset_fn(ctx: tf.distribute.InputContext):
         per_replica = ctx.get_per_replica_batch_size(global_batch_size)
         shard = full.unbatch().shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
-        return shard.batch(per_replica, drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE)
+        stream = shard.batch(per_replica, drop_remainder=True).repeat()
+        # each step takes one batch per replica this pipeline feeds
+        per_step = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+        return stream.skip(steps * skip_epochs * per_step).prefetch(tf.data.AUTOTUNE)
 
     return strategy.distribute_datasets_from_function(dataset_fn), int(steps)
 
@@ -137,7 +145,7 @@ def train_loop(
 ):
     """Train like ``model.fit`` under any strategy; returns the ``History`` callback."""
     train_dist, train_steps = distribute(
-        strategy, train_data, global_batch_size, steps_per_epoch, "training"
+        strategy, train_data, global_batch_size, steps_per_epoch, "training", initial_epoch
     )
     val_dist = val_steps = None
     if validation_data is not None:

@@ -39,6 +39,8 @@ def make_strategy(name: str = "auto"):
     """
     if name not in STRATEGIES:
         raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}; received {name!r}")
+    if os.environ.get("TF_CONFIG"):
+        _check_tf_config()  # parsed and reported when present; a malformed one is an error
     if name in _CACHE:
         return _CACHE[name]
     import tensorflow as tf
@@ -47,6 +49,16 @@ def make_strategy(name: str = "auto"):
         _check_tf_config()
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
+        if os.environ.get("TF_CONFIG"):
+            import sys
+
+            print(
+                f"warning: TF_CONFIG is set ({describe_tf_config()}) but --strategy is {name}: "
+                "this process trains on its own; pass --strategy multi-worker to train across "
+                "the cluster, or unset TF_CONFIG",
+                file=sys.stderr,
+                flush=True,
+            )
         gpus = tf.config.list_logical_devices("GPU")
         if name == "auto":
             strategy = (
@@ -71,6 +83,19 @@ def strategy_scope(name: str = "auto"):
         yield strategy
 
 
+def describe_tf_config() -> str:
+    """One phrase on what ``TF_CONFIG`` makes this process, e.g. "worker 1 of 2 workers,
+    not the chief" (``TF_CONFIG`` must be valid: :func:`_check_tf_config`)."""
+    config = json.loads(os.environ["TF_CONFIG"])
+    cluster, task = config["cluster"], config["task"]
+    sizes = ", ".join(f"{len(v)} {k}{'s' if len(v) != 1 else ''}" for k, v in cluster.items())
+    chief = _chief_rule(cluster, task["type"], int(task["index"]))
+    return f"{task['type']} {task['index']} of {sizes}, {'the chief' if chief else 'not the chief'}"
+
+
+_REPORTED = [False]
+
+
 def _check_tf_config() -> None:
     text = os.environ.get("TF_CONFIG")
     if not text:
@@ -89,8 +114,13 @@ def _check_tf_config() -> None:
             f"TF_CONFIG must be JSON with 'cluster' and 'task': {{'type', 'index'}}; "
             f"received {text!r} ({err})"
         ) from None
-    if task["type"] not in workers or int(task["index"]) >= len(workers[task["type"]]):
+    if not isinstance(workers, dict) or not all(isinstance(v, list) for v in workers.values()):
+        raise ValueError(f"TF_CONFIG 'cluster' must map task types to lists of host:port; received {workers!r}")
+    if task["type"] not in workers or not 0 <= int(task["index"]) < len(workers[task["type"]]):
         raise ValueError(f"TF_CONFIG task {task} is not in its cluster {workers}")
+    if not _REPORTED[0]:
+        _REPORTED[0] = True
+        print(f"TF_CONFIG: this process is {describe_tf_config()}", flush=True)
 
 
 def chief_from_env() -> bool:
@@ -102,15 +132,9 @@ def chief_from_env() -> bool:
     text = os.environ.get("TF_CONFIG")
     if not text:
         return True
-    try:
-        config = json.loads(text)
-    except ValueError:
-        return True
-    cluster = config.get("cluster") or {}
-    task = config.get("task") or {}
-    if not cluster or not task:
-        return True
-    return _chief_rule(cluster, task.get("type"), int(task.get("index", 0)))
+    _check_tf_config()  # a malformed TF_CONFIG is an error naming it, never ignored
+    config = json.loads(text)
+    return _chief_rule(config["cluster"], config["task"]["type"], int(config["task"]["index"]))
 
 
 def _chief_rule(cluster: dict, task_type, task_id) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from tasks.ct import paper
-from training.config import add_arguments, option
+from training.config import add_arguments, mark_given, option
 
 LOSSES = ("dice", "effectiveness", "tversky", "glf", "glf-det", "glf-exp")
 ADAPTIVE = {"glf-det": "det", "glf-exp": "exp"}
@@ -187,7 +187,7 @@ def resolve_config(args: argparse.Namespace, task: str) -> CTConfig:
     values["task"] = task
     cfg = CTConfig(**values)
     check_config(cfg)
-    return cfg
+    return mark_given(cfg, given)
 
 
 def check_config(cfg: CTConfig) -> None:

@@ -66,9 +66,7 @@ def _run_of(path: Path):
 
 def evaluate(args: argparse.Namespace) -> dict:
     """Evaluate one or more saved models on the test split; writes metrics.json and PNGs."""
-    import keras
-
-    import keras_losses  # noqa: F401  (registers the losses for load_model)
+    from training import io
 
     paths = [Path(p) for p in args.model]
     runs = [_run_of(p) for p in paths]
@@ -80,11 +78,11 @@ def evaluate(args: argparse.Namespace) -> dict:
     run_cfg = {}
     first_run = next((r for r, _ in runs if r is not None), None)
     if first_run is not None:
-        run_cfg = json.loads((first_run / "config.json").read_text(encoding="utf-8"))
+        run_cfg = io.read_json(first_run / "config.json", expect=dict)
     models = {}
     for i, (run, file) in enumerate(runs):
         label = labels[i] if labels else _default_label(run, file, models)
-        models[label] = keras.saving.load_model(file, compile=False)
+        models[label] = io.load_model(file, compile=False)
     first_model = next(iter(models.values()))
     values = {
         k: v for k, v in run_cfg.items() if k in {f.name for f in dataclasses.fields(CTConfig)}
@@ -99,8 +97,14 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.pixel_mm is not None:
         values["pixel_mm"] = args.pixel_mm
     cfg = CTConfig(**values)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1; received {args.batch_size}")
+    for (_, file), model in zip(runs, models.values(), strict=True):
+        io.check_model_input(
+            model, (cfg.image_size, cfg.image_size, 1), file, "pass --image-size to match the model"
+        )
     out = Path(args.out) if args.out else ((first_run or paths[0].parent) / "eval")
-    result = evaluate_models(models, cfg, out, split_from=first_run)
+    result = evaluate_models(models, cfg, out, split_from=first_run, batch_size=args.batch_size)
     print(
         json.dumps(
             {
@@ -117,7 +121,9 @@ def evaluate(args: argparse.Namespace) -> dict:
 def _default_label(run, file: Path, taken) -> str:
     label = file.stem
     if run is not None and (run / "config.json").exists():
-        label = json.loads((run / "config.json").read_text(encoding="utf-8")).get("loss", run.name)
+        from training import io
+
+        label = io.read_json(run / "config.json", expect=dict).get("loss", run.name)
     base, n = label, 2
     while label in taken:
         label, n = f"{base}-{n}", n + 1

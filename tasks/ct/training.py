@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 import time
@@ -208,16 +207,7 @@ def train_config(
 
     strategy_obj = make_strategy(strategy)
     run_dir = RunDir(out, resume=resume, overwrite=overwrite, chief=is_chief(strategy_obj))
-    if run_dir.resuming and (run_dir / "config.json").exists():
-        saved = run_dir.read_config()
-        saved["epochs"] = cfg.epochs  # --resume may add epochs; everything else stays
-        cfg = CTConfig(
-            **{
-                k: v
-                for k, v in saved.items()
-                if k in {f.name for f in dataclasses.fields(CTConfig)}
-            }
-        )
+    cfg = run_dir.resume_config(cfg)  # --resume: the saved settings; a changed flag is an error
     run_dir.write_config(cfg)
     seed_everything(cfg.seed)
     # Writes split.json into the run directory (and reuses it when resuming).

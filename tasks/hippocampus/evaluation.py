@@ -27,7 +27,6 @@ def select_attack_images(masks, max_images, seed):
 def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=None) -> dict:
     """Clean Dice, input gradients and every attack curve of each model; writes
     ``metrics.json`` and the figures into ``out``; returns the results dict."""
-    import keras
     import numpy as np
 
     import keras_losses  # noqa: F401  (registers the losses for load_model)
@@ -38,7 +37,7 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
 
     runs = [model_of_run(m) for m in models]
     configs = [load_run_config(r) for r, _ in runs]
-    splits = [io.read_json(r / "split.json") for r, _ in runs]
+    splits = [_read_split(r / "split.json") for r, _ in runs]
     data_keys = ("size", "max_intensity", "scaling", "clip_percentile")
     for (r, _), c, s in zip(runs[1:], configs[1:], splits[1:], strict=True):
         if s["test"] != splits[0]["test"] or any(c.get(k) != configs[0].get(k) for k in data_keys):
@@ -79,7 +78,8 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
     for (run, model_path), conf in zip(runs, configs, strict=True):
         name = conf.get("loss", run.name)
         log(f"{name}: loading {model_path}")
-        model = keras.saving.load_model(model_path, compile=False)
+        model = io.load_model(model_path, compile=False)
+        io.check_model_input(model, images.shape[1:], model_path)
         probs = model.predict(images, batch_size=128, verbose=0)
         per_slice = dice_per_image(masks, probs, acfg.threshold)
         fg = masks.reshape(len(masks), -1).any(axis=1)
@@ -226,3 +226,13 @@ def evaluate(args) -> dict:
     acfg = from_args(AttackConfig, args)
     out = args.out or str(model_of_run(args.model[0])[0] / "evaluation")
     return run_evaluation(args.model, out, acfg, data_dir=args.data_dir, cache_dir=args.cache_dir)
+
+
+def _read_split(path) -> dict:
+    """A run's ``split.json``, checked: an object of case id lists, each case in one part."""
+    from data import validate
+    from training import io
+
+    split = io.read_json(path, expect=dict)
+    validate.raise_problems(validate.check_disjoint(split, path))
+    return split

@@ -106,6 +106,7 @@ def run_training(
     cfg: HippocampusConfig, out, *, resume=False, overwrite=False, strategy="auto"
 ) -> Path:
     """Train one model; returns its run directory (config.json, split.json, best.keras, ...)."""
+    from data import validate
     from data.hippocampus import list_cases, make_dataset, split_cases
     from tasks.common import seed_everything
     from training import io
@@ -113,11 +114,13 @@ def run_training(
     from training.rundir import RunDir
     from training.strategy import make_strategy
 
+    run = RunDir(out, resume=resume, overwrite=overwrite)
+    cfg = run.resume_config(cfg)  # --resume: the saved settings; a changed flag is an error
     seed_everything(cfg.seed)
     cases = list_cases(cfg.data_dir, cfg.max_volumes)
-    run = RunDir(out, resume=resume, overwrite=overwrite)
     if run.resuming and (run / "split.json").exists():
-        split = io.read_json(run / "split.json")
+        split = io.read_json(run / "split.json", expect=dict)
+        validate.raise_problems(validate.check_disjoint(split, run / "split.json"))
     else:
         split = split_cases(
             [c.case_id for c in cases], cfg.test_fraction, cfg.seed, cfg.val_fraction
@@ -126,6 +129,9 @@ def run_training(
     io.write_json(run / "split.json", split)
     conf = dataclasses.asdict(cfg)
     x_train, y_train, _ = load_split_slices(cfg.data_dir, conf, split["train"], cfg.cache_dir)
+    validate.raise_problems(validate.check_foreground(
+        int(y_train.reshape(len(y_train), -1).any(axis=1).sum()), len(y_train), cfg.data_dir, "training slices'"
+    ))  # fmt: skip
     log(
         f"{len(split['train'])} training volumes -> {len(x_train)} slices; "
         f"{len(split['val'])} validation, {len(split['test'])} test volumes; loss {cfg.loss}"

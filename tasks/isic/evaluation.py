@@ -38,7 +38,7 @@ def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
     """
     import numpy as np
 
-    from data import ood_sets
+    from data import ood_sets, validate
     from data.dermoscopy import list_dermoscopy
     from data.validate import DataError
     from tasks.isic.training import crop_shape
@@ -50,7 +50,8 @@ def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
         conf["data_dir"] = ecfg.data_dir
     data_dir = resolve_data_dir(conf)
     inside, held = list_records(conf, data_dir)
-    split = io.read_json(Path(run_dir) / "split.json")
+    split = io.read_json(Path(run_dir) / "split.json", expect=dict)
+    validate.raise_problems(validate.check_disjoint(split, Path(run_dir) / "split.json"))
     if "test" not in split:
         raise DataError(
             f"{Path(run_dir) / 'split.json'} has no test split (a run trained before the "
@@ -266,7 +267,6 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, task: str) -> None:
 
 
 def evaluate(args) -> dict:
-    import keras
 
     import keras_losses  # noqa: F401  (registers the losses for load_model)
     from training import io
@@ -275,7 +275,8 @@ def evaluate(args) -> dict:
     run_dir, model_path = model_of_run(args.model)
     out = Path(args.out) if args.out else run_dir / "evaluation"
     data = build_eval_data(run_dir, ecfg)
-    model = keras.saving.load_model(model_path, compile=False)
+    model = io.load_model(model_path, compile=False)
+    io.check_model_input(model, data["test"][0].shape[1:], model_path)
     result, scores = evaluate_model(model, data, ecfg)
     result["model"] = str(model_path)
     io.write_json(out / "metrics.json", result)

@@ -204,15 +204,19 @@ def run_training(cfg: IsicConfig, out, *, resume=False, overwrite=False, strateg
     from training.strategy import make_strategy
 
     strat = make_strategy(strategy)
+    run = RunDir(out, resume=resume, overwrite=overwrite)
+    cfg = run.resume_config(cfg)  # --resume: the saved settings; a changed flag is an error
     seed_everything(cfg.seed)
     conf = dataclasses.asdict(cfg)
     data_dir = resolve_data_dir(conf)
     inside, _ = list_records(conf, data_dir)
-    run = RunDir(out, resume=resume, overwrite=overwrite)
     classes = list(cfg.classes)
     labels = np.array([classes.index(r.label) for r in inside])
     if run.resuming and (run / "split.json").exists():
-        split = io.read_json(run / "split.json")
+        from data import validate
+
+        split = io.read_json(run / "split.json", expect=dict)
+        validate.raise_problems(validate.check_disjoint(split, run / "split.json"))
     else:
         parts = lesion_split_test(
             labels, [r.lesion_id for r in inside], cfg.val_fraction, cfg.test_fraction, cfg.seed

@@ -12,12 +12,12 @@ from tasks.nodules.paper import PAPER
 
 def load_run(path):
     """(classifier, run config) of a run directory or a ``.keras`` file inside one."""
-    import keras
-
-    import keras_losses  # noqa: F401  (registers the losses the saved models were compiled with)
+    from tasks.common import check_finished
+    from training import io
     from training.rundir import load_run_config
 
     path = Path(path)
+    check_finished(path if path.is_dir() else path.parent)
     if path.is_dir():
         cfg = load_run_config(path)
         model_path = path / f"{cfg.get('select', 'best')}.keras"
@@ -29,7 +29,11 @@ def load_run(path):
         raise FileNotFoundError(f"--model {path}: {model_path.name} is missing (did the run finish?)")
     if cfg.get("task") != "nodules":
         raise ValueError(f"--model {path}: this is a run of task {cfg.get('task')!r}, not 'nodules'")
-    return keras.saving.load_model(model_path, compile=False), cfg
+    model = io.load_model(model_path, compile=False)
+    size = int(cfg.get("image_size", 0) or 0)
+    if size:
+        io.check_model_input(model, (size, size, 1), model_path)
+    return model, cfg
 
 
 def predict_report(model, images, labels, batch_size: int = 256) -> dict:

@@ -90,9 +90,10 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
     from training.strategy import make_strategy
 
     fit_model = fit or default_fit
+    run = RunDir(out, resume=resume, overwrite=overwrite)
+    cfg = run.resume_config(cfg)  # --resume: the saved settings; a changed flag is an error
     conf = dataclasses.asdict(cfg)
     seed_everything(cfg.seed)
-    run = RunDir(out, resume=resume, overwrite=overwrite)
     run.write_config({"task": "nodules", **conf})
     x_tr, y_tr, x_va, y_va = training_data(conf)
     train_ds = make_dataset(x_tr, y_tr, cfg.batch_size, shuffle=True, seed=cfg.seed)
@@ -176,10 +177,14 @@ def training_fit_light(model, train_data, validation_data, *, run_dir, epochs, v
             if math.isfinite(value) and value < self.best:
                 self.best, self.weights = value, self.model.get_weights()
 
+    from training.fit import continue_data
+
     keep = KeepBest()
+    stream, steps = continue_data(train_data, None, 0)  # the data stream fit_model trains on
     history = model.fit(
-        train_data, validation_data=validation_data, epochs=epochs, callbacks=[keep], verbose=verbose, shuffle=False
-    )
+        stream, validation_data=validation_data, epochs=epochs, steps_per_epoch=steps, callbacks=[keep],
+        verbose=verbose, shuffle=False,
+    )  # fmt: skip
     if keep.weights is None:
         raise RuntimeError(f"{run_dir}: no epoch had a finite validation loss; nothing to save")
     io.save_model(model, run_dir / "last.keras")

@@ -17,6 +17,7 @@ from training.strategy import chief_from_env
 def test_existing_run_dir_is_refused_unless_resume_or_overwrite(tmp_path):
     run = RunDir(tmp_path / "run")
     run.write_config({"lr": 1e-3})
+    (run / "last.keras").write_bytes(b"an epoch finished")
     with pytest.raises(
         RunDirError, match="already exists; pass --resume to continue it or --overwrite"
     ):
@@ -25,6 +26,8 @@ def test_existing_run_dir_is_refused_unless_resume_or_overwrite(tmp_path):
     assert (tmp_path / "run" / "config.json").exists()
     fresh = RunDir(tmp_path / "run", overwrite=True)
     assert not fresh.resuming and not any(fresh.path.iterdir())
+    fresh.close_unfinished()  # the new run failed before its first epoch: the old one is back
+    assert (tmp_path / "run" / "last.keras").exists()
     with pytest.raises(RunDirError, match="exclude each other"):
         RunDir(tmp_path / "run", resume=True, overwrite=True)
 
@@ -67,7 +70,7 @@ def test_chief_follows_tf_config(monkeypatch, tmp_path, tf_config, chief):
         monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
     assert chief_from_env() is chief
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "history.csv").write_text("epoch\n1\n")
+    (tmp_path / "run" / "last.keras").write_text("an epoch finished")
     if chief:
         with pytest.raises(RunDirError):
             RunDir(tmp_path / "run")
