@@ -153,6 +153,30 @@ def test_killed_run_resumes_to_a_complete_run(tmp_path, patch_dir, capsys, stage
     assert trajectory(out)[: len(kept)] == kept and len(kept) == done * STEPS
 
 
+@pytest.mark.slow
+def test_resumed_train_py_equals_the_uninterrupted_run(tmp_path, patch_dir, capsys):
+    """train.py killed by SIGKILL in its second epoch and resumed ends with the weights of
+    the uninterrupted run, bit for bit (--deterministic; augmentation and dropout on, data
+    reshuffled every epoch): the data stream and the random state continue."""
+    import keras
+    import numpy as np
+
+    def argv(out, *extra):
+        flags = [f for f in argv_of(patch_dir, out, "--deterministic", *extra) if f != "--no-augment"]
+        return flags
+
+    whole = tmp_path / "whole"
+    assert cli.run(train.main, argv(whole)) == 0, capsys.readouterr().err
+    resumed = tmp_path / "resumed"
+    proc = run_until(tmp_path, "batch", STEPS + 2, argv(resumed))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert cli.run(train.main, argv(resumed, "--resume")) == 0, capsys.readouterr().err
+    a = keras.saving.load_model(whole / "last.keras", compile=False).get_weights()
+    b = keras.saving.load_model(resumed / "last.keras", compile=False).get_weights()
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+
+
 def test_resume_of_a_complete_run_keeps_every_log(tmp_path, patch_dir):
     out = tmp_path / "run"
     assert cli.run(train.main, argv_of(patch_dir, out)) == 0
