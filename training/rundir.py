@@ -190,7 +190,7 @@ class RunDir:
 
         self.path = Path(path)
         self.chief = chief_from_env() if chief is None else bool(chief)
-        self.created = False
+        self.created = self.resuming = False
         self.aside: Path | None = None
         self.lock: RunLock | None = None
         if resume and overwrite:
@@ -295,8 +295,8 @@ class RunDir:
         finished in it, and put back the run ``--overwrite`` moved aside. Returns a note on
         where things are, or None. Releases the lock."""
         try:
-            if not self.chief or self.complete:
-                return None
+            if not self.chief or self.complete or not (self.created or self.resuming):
+                return None  # refused before it was opened for writing: nothing of ours
             note = None
             if self.created and not has_progress(self.path):
                 if self.path.is_dir():
