@@ -177,7 +177,7 @@ def training_fit_light(model, train_data, validation_data, *, run_dir, epochs, v
             if math.isfinite(value) and value < self.best:
                 self.best, self.weights = value, self.model.get_weights()
 
-    from training.fit import continue_data
+    from training.resume import continue_data
 
     keep = KeepBest()
     stream, steps = continue_data(train_data, None, 0)  # the data stream fit_model trains on
