@@ -365,7 +365,7 @@ def unreadable_mask_while_loading(tmp):
     bad = tmp / "ISIC_1_segmentation.png"
     bad.write_bytes(b"not a png")
     record = Record("ISIC_1", good, "NV", "l", mask=bad)
-    return bad, lambda: load_images([record], 16, progress=False), "not a readable mask image"
+    return bad, lambda: load_images([record], 16, progress=False), "cannot decode image"
 
 
 def nodule_arrays_of_other_lengths(tmp):
