@@ -104,6 +104,14 @@ class RunLock:
                     f"{owner.get('host', '?')} (since {owner.get('since', '?')}): wait for that "
                     "run to finish or stop it, or choose another --out"
                 ) from None
+            except OSError as err:  # a file system without locks (some network mounts)
+                print(
+                    f"warning: {lock_path} cannot be locked ({err.strerror}); nothing stops "
+                    "a second process from writing into this run folder",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                break
             # The holder before us may have unlinked the file after we opened it: lock the
             # file that is at lock_path now, or try again.
             try:
