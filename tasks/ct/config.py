@@ -109,7 +109,10 @@ class CTConfig:
     )
     bias_value: float = option(paper.BIAS_VALUE, "initial bias (paper Sec. II-C: 0.1)")
     bn_momentum: float = option(paper.BN_MOMENTUM, "batch-norm moving-average decay (paper Sec. II-C: 0.9)")
-    dropout: float = option(paper.DROPOUT, "dropout after the bottleneck (paper Sec. II-C: 0.6)")
+    dropout: float = option(
+        paper.DROPOUT,
+        "drop rate of the dropout after the bottleneck (paper Sec. II-C: 'the dropout probability was 0.6', read as the drop rate; TF1's keep_prob reading would be 0.4, docs/lung.md ledger)",
+    )
     lr: float = option(
         1e-3,
         "Adam learning rate (paper Sec. II-C: 1e-4, which --paper uses; CPU default 1e-3: in the 240 "
@@ -123,6 +126,13 @@ class CTConfig:
     steps_per_epoch: int = option(
         30,
         "optimizer steps per epoch; 0 = one pass over the training slices (CPU default 30; --paper: 0)",
+    )
+    patience: int = option(
+        0,
+        "early stopping (ours; the paper does not say how long it trains): stop once the best validation Dice is PATIENCE validations (epochs) and --patience-steps steps old; 0: off, train every epoch (tasks/ct/plateau.py)",
+    )
+    patience_steps: int = option(
+        500, "early stopping: also at least this many optimizer steps without improvement (with --patience)"
     )
     batch_size: int = option(
         8, "slices per batch (the paper does not state it; 8 fits a 512x512 mU-Net on one GPU)"
@@ -148,7 +158,7 @@ class CTConfig:
     )
     paper: bool = option(
         False,
-        "paper-sized run: 512x512, 64 base filters, Adam 1e-4, 100 epochs of full passes over the data",
+        "paper-sized run: the paper's 512x512 slices and Adam 1e-4, with 64 base filters and 100 epochs of full passes over the data (ours: the paper states neither)",
     )
     quick: bool = option(
         False, "smaller CPU run: 64x64, 8 base filters, depth 3, 3 epochs of 15 steps"
@@ -222,6 +232,14 @@ def check_config(cfg: CTConfig) -> None:
     if cfg.output_layer != "sigmoid" and cfg.arch != "munet":
         raise ValueError(
             f"--output-layer {cfg.output_layer} is an option of --arch munet; received --arch {cfg.arch}"
+        )
+    if cfg.patience < 0 or cfg.patience_steps < 0:
+        raise ValueError(
+            f"--patience and --patience-steps must be >= 0; received {cfg.patience} and {cfg.patience_steps}"
+        )
+    if cfg.patience and not cfg.steps_per_epoch:
+        raise ValueError(
+            "--patience needs a fixed --steps-per-epoch (the steps between two validations); received --steps-per-epoch 0"
         )
     if not 1 <= cfg.exp_top_k <= 27:
         raise ValueError(f"--exp-top-k must be in 1..27; received {cfg.exp_top_k}")

@@ -31,6 +31,7 @@ TVERSKY_GRID = (0.1, 0.2, 0.3, 0.4)
 BETA2_GRID = (2.0, 4.0, 8.0)
 QUICK_TVERSKY_GRID = (0.2, 0.3)
 QUICK_BETA2_GRID = (2.0, 4.0)
+MODELS = ("D", "E", "T", "G(D)", "G(E)")
 
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -81,6 +82,12 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         ("--seed", int, "seed"),
         ("--exp-top-k", int, "candidates G(E) scores exactly with --exp-mode exp-hybrid"),
         ("--lr", float, "Adam learning rate (paper: 1e-4)"),
+        (
+            "--patience",
+            int,
+            "early stopping: validations without a better validation Dice before a run stops (0: off)",
+        ),
+        ("--patience-steps", int, "early stopping: optimizer steps without improvement before a run stops"),
         ("--pixel-mm", float, "in-plane spacing of the network input (mm)"),
         ("--tumour-free-ratio", float, "tumour-free training slices per tumour slice"),
         ("--val-fraction", float, "fraction of cases for validation"),
@@ -113,11 +120,15 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="network for every run (default: munet)",
     )
     parser.add_argument(
-        "--no-augment",
-        dest="augment",
-        action="store_false",
-        default=argparse.SUPPRESS,
-        help="no augmentation",
+        "--augment",
+        action="store_true",
+        help="flips, small rotations and elastic deformation on training slices (default off: the paper names no augmentation)",
+    )
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help=f"the models to train and report, comma-separated, of {', '.join(MODELS)} (default: all); "
+        "the T/E sweep runs whenever E or T is asked for. Lets a long study run in pieces on one --out with --resume",
     )
     parser.add_argument(
         "--resume",
@@ -148,7 +159,6 @@ def _best_val_dice(run_dir: Path) -> float:
     return max(values) if values else float("nan")
 
 
-MODELS = ("D", "E", "T", "G(D)", "G(E)")
 METRICS = ("precision", "recall", "dice", "tumour_free_dice", "small_tumour_dice")
 ABLATION_GUARDS = GUARD_MODES
 ABLATION_BETA2 = BETA2_STATISTICS
@@ -260,6 +270,7 @@ def reproduce(args: argparse.Namespace) -> Path:
     base["quick"] = bool(args.quick)
     first = int(getattr(args, "seed", 0))
     seeds = [first + i for i in range(args.seeds)]
+    wanted = parse_models(getattr(args, "models", None))
     tversky_grid = _grid(args.tversky_grid, QUICK_TVERSKY_GRID if args.quick else TVERSKY_GRID)
     beta2_grid = _grid(args.beta2_grid, QUICK_BETA2_GRID if args.quick else BETA2_GRID)
     started = time.perf_counter()
@@ -279,13 +290,13 @@ def reproduce(args: argparse.Namespace) -> Path:
     # paper: "the comparisons are done against the choice of hyperparameters that yield the
     # highest Dice coefficient"); every seed then trains the selected ones.
     sweep = {"tversky": [], "effectiveness": []}
-    for a in tversky_grid:
+    for a in tversky_grid if "T" in wanted or "E" in wanted else ():
         b = round(1 - a, 6)
         path, _ = run(f"tversky-a{a:g}", first, loss="tversky", tversky_alpha=a, tversky_beta=b)
         sweep["tversky"].append(
             {"alpha": a, "beta": b, "val_dice": _best_val_dice(path), "run": str(path)}
         )
-    for b2 in beta2_grid:
+    for b2 in beta2_grid if "T" in wanted or "E" in wanted else ():
         path, _ = run(f"effectiveness-b{b2:g}", first, loss="effectiveness", beta2=b2)
         sweep["effectiveness"].append(
             {"beta2": b2, "val_dice": _best_val_dice(path), "run": str(path)}
@@ -294,8 +305,12 @@ def reproduce(args: argparse.Namespace) -> Path:
     def key(r):
         return -math.inf if math.isnan(r["val_dice"]) else r["val_dice"]
 
-    best_t, best_e = max(sweep["tversky"], key=key), max(sweep["effectiveness"], key=key)
-    overrides = model_overrides(best_t, best_e, args.exp_mode)
+    # Without E and T nothing was swept: placeholders that name no run.
+    best_t = max(sweep["tversky"], key=key, default={"alpha": math.nan, "beta": math.nan})
+    best_e = max(sweep["effectiveness"], key=key, default={"beta2": math.nan})
+    overrides = {
+        k: v for k, v in model_overrides(best_t, best_e, args.exp_mode).items() if k in wanted
+    }
     if args.det_from_e:
         overrides["G(D) from E"] = {"loss": "glf-det", "beta2": best_e["beta2"]}
     run_names = {
@@ -306,11 +321,15 @@ def reproduce(args: argparse.Namespace) -> Path:
         "G(E)": f"glf-{args.exp_mode}-from-dice",
         "G(D) from E": f"glf-det-from-b{best_e['beta2']:g}",
     }
-    runs, per_seed, trajectories = {}, {}, {}
+    runs, per_seed, trajectories, stopping = {}, {}, {}, {}
     for seed in seeds:
         runs[seed] = {k: run(run_names[k], seed, **v) for k, v in overrides.items()}
-        models = {k: keras.saving.load_model(p / "best.keras", compile=False) for k, (p, _) in runs[seed].items()}
-        d_path, d_cfg = runs[seed]["D"]
+        models = {
+            k: keras.saving.load_model(p / "best.keras", compile=False)
+            for k, (p, _) in runs[seed].items()
+        }
+        stopping[seed] = {k: run_stopping(p) for k, (p, _) in runs[seed].items()}
+        d_path, d_cfg = next(iter(runs[seed].values()))  # every model shares the split
         # the first seed's figures go to the report folder, the others' into seed-N/
         where = out if seed == first else out / f"seed-{seed}"
         result = evaluate_models(models, d_cfg, where, split_from=d_path)
@@ -327,9 +346,13 @@ def reproduce(args: argparse.Namespace) -> Path:
         {
             k: runs[first][k][0] / "glf_trajectory.csv"
             for k in ("G(D)", "G(E)")
-            if (runs[first][k][0] / "glf_trajectory.csv").exists()
+            if k in runs[first] and (runs[first][k][0] / "glf_trajectory.csv").exists()
         },
         out,
+    )
+    plot_validation_curves(
+        {f"{k}, seed {s}": runs[s][k][0] for s in seeds for k in runs[s]},
+        out / "validation_curves.png",
     )
     ours = {k: {m: mean_sd([per_seed[s][k][m] for s in seeds]) for m in METRICS} for k in overrides}
     ablation = []
@@ -358,6 +381,7 @@ def reproduce(args: argparse.Namespace) -> Path:
         "per_seed": {str(s): v for s, v in per_seed.items()},
         "claims": check_claims(ours, PAPER_RESULTS[task]),
         "trajectories": {str(s): v for s, v in trajectories.items()},
+        "stopping": {str(s): v for s, v in stopping.items()},
         "ablation": ablation,
         "paper_results": PAPER_RESULTS[task],
         "runs": {str(s): {k: str(p) for k, (p, _) in r.items()} for s, r in runs.items()},
@@ -368,6 +392,96 @@ def reproduce(args: argparse.Namespace) -> Path:
     io.write_text(out / "report.md", report_markdown(results, task))
     print((out / "report.md").read_text(encoding="utf-8"))
     return out
+
+
+def parse_models(text) -> tuple[str, ...]:
+    """``--models`` ("D,G(D)") -> the models in table order; an unknown name is an error."""
+    if text is None:
+        return MODELS
+    names = [t.strip() for t in str(text).split(",") if t.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        raise ValueError(
+            f"--models: expected a comma-separated list of {', '.join(MODELS)}; received {text!r}"
+        )
+    return tuple(m for m in MODELS if m in names)
+
+
+def _history(run_dir: Path) -> list[dict]:
+    import csv
+
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def run_stopping(run_dir: Path) -> dict:
+    """Where a run stopped and where its best validation Dice was, in optimizer steps, from its
+    ``plateau.json`` (early stopping) or, without one, its ``history.csv``."""
+    from tasks.ct.plateau import read_plateau
+    from training import io
+
+    state = read_plateau(run_dir)
+    if state is not None:
+        return {
+            "stopped": state["stopped"],
+            "stopped_step": state["last_step"],
+            "best_step": state["best_step"],
+            "best_val_dice": state["best_value"],
+            "max_steps": state["max_steps"],
+        }
+    spe = int(io.read_json(Path(run_dir) / "config.json").get("steps_per_epoch") or 0)
+    rows = [r for r in _history(run_dir) if r.get("val_dice") not in (None, "")]
+    if not rows or not spe:
+        return {"stopped": None, "stopped_step": None, "best_step": None, "best_val_dice": None}
+    best = max(rows, key=lambda r: float(r["val_dice"]))  # the first of equal values
+    return {
+        "stopped": "epochs",
+        "stopped_step": int(rows[-1]["epoch"]) * spe,
+        "best_step": int(best["epoch"]) * spe,
+        "best_val_dice": float(best["val_dice"]),
+    }
+
+
+def plot_validation_curves(run_dirs: dict, out_png: Path) -> Path | None:
+    """Validation Dice against optimizer step of each run (``{label: run folder}``), one panel per
+    model; the best validation of each run marked with a dot, where it stopped with a cross."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from training import io
+
+    curves = {}
+    for label, path in run_dirs.items():
+        spe = int(io.read_json(Path(path) / "config.json").get("steps_per_epoch") or 0)
+        rows = [r for r in _history(path) if r.get("val_dice") not in (None, "")]
+        if rows and spe:
+            steps = [int(r["epoch"]) * spe for r in rows]
+            curves[label] = (steps, [100 * float(r["val_dice"]) for r in rows])
+    if not curves:
+        return None
+    panels = list(dict.fromkeys(label.split(", seed")[0] for label in curves))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.6 * len(panels), 3.2), sharey=True, squeeze=False
+    )
+    for ax, model in zip(axes[0], panels, strict=True):
+        for label, (steps, dice) in curves.items():
+            if label.split(", seed")[0] != model:
+                continue
+            (line,) = ax.plot(steps, dice, lw=1, label=label.split(", ")[-1])
+            k = max(range(len(dice)), key=lambda i: dice[i])
+            ax.plot(steps[k], dice[k], "o", color=line.get_color(), ms=4)
+            ax.plot(steps[-1], dice[-1], "x", color=line.get_color(), ms=5)
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("optimizer step")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("validation Dice (%)")
+    fig.suptitle("Validation Dice (dot: best, kept for the test; cross: where the run stopped)", fontsize=9)
+    return io.save_figure(fig, out_png)
 
 
 def run_ablation(run, seed: int, out: Path) -> list[dict]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tasks.ct.config import ADAPTIVE, CTConfig, data_config, resolve_config
 from tasks.ct.evaluation import evaluate_models
+from tasks.ct.plateau import read_plateau
 
 
 def build_model(cfg: CTConfig):
@@ -226,22 +227,39 @@ def train_config(
         flush=True,
     )
     extra = [_dice_callback()]
+    if cfg.patience:
+        from tasks.ct.plateau import PlateauStop
+
+        # After the Dice callback, which puts val_dice into the logs it reads.
+        extra.append(
+            PlateauStop(
+                run_dir.path if run_dir.chief else None,
+                cfg.steps_per_epoch,
+                cfg.patience,
+                cfg.patience_steps,
+                cfg.epochs,
+            )
+        )
     if not tensorboard_installed() and run_dir.chief:
         extra.append(_epoch_scalars_callback(run_dir / "tensorboard" / "epochs"))
     start = time.perf_counter()
-    fit_model(
-        model,
-        train_ds,
-        data.val(cfg.batch_size),
-        run_dir=run_dir,
-        epochs=cfg.epochs,
-        monitor="val_dice",
-        mode="max",
-        callbacks=[*callbacks, *extra],
-        steps_per_epoch=cfg.steps_per_epoch or None,
-        tensorboard=tensorboard_installed(),
-        verbose=verbose,
-    )
+    stopped = run_dir.resuming and (read_plateau(run_dir.path) or {}).get("stopped")
+    if stopped:
+        print(f"{run_dir.path} already stopped ({stopped}); evaluating its best model", flush=True)
+    else:
+        fit_model(
+            model,
+            train_ds,
+            data.val(cfg.batch_size),
+            run_dir=run_dir,
+            epochs=cfg.epochs,
+            monitor="val_dice",
+            mode="max",
+            callbacks=[*callbacks, *extra],
+            steps_per_epoch=cfg.steps_per_epoch or None,
+            tensorboard=tensorboard_installed(),
+            verbose=verbose,
+        )
     seconds = time.perf_counter() - start
     if not run_dir.chief:
         return run_dir.path
