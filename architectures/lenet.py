@@ -85,22 +85,79 @@ def build_encoder(
     return keras.Model(inputs, x, name=name)
 
 
-# Initial weights of the head g, a single softmax layer (the paper does not state them):
+# The head's output layer. "sigmoid": one logit z and f(X) = sigmoid(z), the output Eq. (1) of
+# Baltatzis et al. 2021 trains ("f(X) in (0, 1)", binary cross-entropy); the model still returns
+# the two columns (1 - f(X), f(X)), so that one sparse cross-entropy, the metrics and the
+# predictors serve both heads (-log of the label's column is Eq. (1) exactly). "softmax2": two
+# logits and a softmax (two weight vectors; the same loss, another parameterisation under Adam).
+HEAD_OUTPUTS = ("sigmoid", "softmax2")
+# The dense layer of the head whose outputs are the class scores (pre-activation).
+HEAD_DENSE = {"sigmoid": "logit", "softmax2": "probs"}
+
+
+@keras.saving.register_keras_serializable(package="architectures")
+class SigmoidPair(layers.Layer):
+    """One logit z -> the two class probabilities (1 - sigmoid(z), sigmoid(z)).
+
+    Example:
+        >>> SigmoidPair()(keras.ops.zeros((1, 1))).shape
+        (1, 2)
+    """
+
+    def call(self, z):
+        p = keras.ops.sigmoid(z)  # (batch, 1)
+        return keras.ops.concatenate([1.0 - p, p], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2)
+
+
+# Initial weights of the head g, a single dense layer (the paper does not state them):
 # "glorot" is Keras's default (uniform, limit sqrt(6 / (fan_in + fan_out))); "zeros" starts g
 # at the uniform prediction, as logistic regression does (no symmetry to break in one layer).
 HEAD_INITS = {"glorot": "glorot_uniform", "zeros": "zeros"}
 
 
 def build_head(
-    embedding_dim: int = 84, num_classes: int = 2, name: str = HEAD_NAME, *, init: str = "glorot"
+    embedding_dim: int = 84,
+    num_classes: int = 2,
+    name: str = HEAD_NAME,
+    *,
+    init: str = "glorot",
+    output: str = "softmax2",
 ) -> keras.Model:
-    """Classifier g: embedding -> class probabilities (softmax), its weights started by
-    ``init`` (a key of :data:`HEAD_INITS`; the bias always starts at 0)."""
+    """Classifier g: embedding -> class probabilities, its weights started by ``init`` (a key
+    of :data:`HEAD_INITS`; the bias always starts at 0).
+
+    ``output`` (:data:`HEAD_OUTPUTS`): ``"softmax2"`` (``num_classes`` logits, softmax; the
+    dense layer is named ``probs``) or ``"sigmoid"`` (two classes only: one logit ``logit``,
+    returned as (1 - sigmoid, sigmoid) by :class:`SigmoidPair`)."""
     if init not in HEAD_INITS:
         raise ValueError(f"head init must be one of {', '.join(HEAD_INITS)}; received {init!r}")
+    if output not in HEAD_OUTPUTS:
+        raise ValueError(f"head output must be one of {', '.join(HEAD_OUTPUTS)}; received {output!r}")
     inputs = keras.Input((embedding_dim,), name="embedding_in")
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=HEAD_INITS[init], name="probs")(inputs)
+    if output == "sigmoid":
+        if num_classes != 2:
+            raise ValueError(f"a sigmoid head has two classes; received num_classes={num_classes}")
+        logit = layers.Dense(1, kernel_initializer=HEAD_INITS[init], name="logit")(inputs)
+        outputs = SigmoidPair(name="sigmoid_pair")(logit)
+    else:
+        outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=HEAD_INITS[init], name="probs")(inputs)
     return keras.Model(inputs, outputs, name=name)
+
+
+def class_scores(model: keras.Model, images):
+    """The class scores (pre-activation outputs, Simonyan et al. 2014's S_c) of a classifier
+    from :func:`build_classifier`: ``(n, 1)`` logits of a sigmoid head (the malignant class's
+    score; the other class's is its negative), ``(n, K)`` of a softmax head."""
+    head = model.get_layer(HEAD_NAME)
+    names = [layer.name for layer in head.layers]
+    dense = next((head.get_layer(n) for n in HEAD_DENSE.values() if n in names), None)
+    if dense is None:
+        raise ValueError(f"Expected a head with a {' or '.join(HEAD_DENSE.values())!r} layer; head has {names}")
+    features = model.get_layer(ENCODER_NAME)(images, training=False)
+    return keras.ops.matmul(features, dense.kernel) + dense.bias
 
 
 def build_classifier(
@@ -111,16 +168,17 @@ def build_classifier(
     num_classes: int = 2,
     train_encoder: bool = True,
     head_init: str = "glorot",
+    head_output: str = "softmax2",
     name: str = "lenet5",
 ) -> keras.Model:
     """g(f(x)): a model holding the encoder and the head as the nested models
     ``"encoder"`` and ``"head"``. ``train_encoder=False`` freezes f (training mode (c)).
     Without ``encoder`` a new one of ``variant`` is built for ``input_shape``; ``head_init``
-    starts g (:func:`build_head`)."""
+    starts g and ``head_output`` chooses its output layer (:func:`build_head`)."""
     if encoder is None:
         encoder = build_encoder(input_shape, variant=variant)
     encoder.trainable = train_encoder
-    head = build_head(encoder.output.shape[-1], num_classes, init=head_init)
+    head = build_head(encoder.output.shape[-1], num_classes, init=head_init, output=head_output)
     inputs = keras.Input(encoder.input.shape[1:], name="image")
     return keras.Model(inputs, head(encoder(inputs)), name=name)
 

@@ -1,11 +1,13 @@
 """Gradient saliency maps of a classifier (Simonyan, Vedaldi, Zisserman 2014).
 
-Formula (image x, class c, model output probabilities p(x)):
-    M_c(x) = max over channels of | d log p_c(x) / d x |
+Formula (image x, class c, class scores S(x) before the output activation, probabilities p(x)):
+    M_c(x) = max over channels of | d S_c(x) / d x |         (with ``scores``: Simonyan et al.)
+    M_c(x) = max over channels of | d log p_c(x) / d x |     (without)
 
-For a softmax output, log p_c = s_c - logsumexp(s), the class score s_c of Simonyan et al.
-minus a term shared by every class; it is used because the saved classifiers end in a
-softmax. ``c`` is the predicted class unless given.
+Simonyan et al. take the gradient of the class score S_c, "rather than the class posterior
+returned by the soft-max layer". For a softmax output, log p_c = S_c - logsumexp(S) adds a term
+shared by every class; for one sigmoid logit z (two classes) S_1 = z and S_0 = -z give the same
+map. ``c`` is the predicted class unless given.
 
 Reference:
     K. Simonyan, A. Vedaldi, A. Zisserman, "Deep inside convolutional networks: visualising
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def saliency_maps(model, images, classes=None, batch_size: int = 64) -> np.ndarray:
+def saliency_maps(model, images, classes=None, batch_size: int = 64, scores=None) -> np.ndarray:
     """Saliency ``(N, H, W)`` of ``model`` for ``images`` ``(N, H, W[, C])``.
 
     Args:
@@ -26,6 +28,9 @@ def saliency_maps(model, images, classes=None, batch_size: int = 64) -> np.ndarr
         images: float array; a missing channel axis is added.
         classes: ``(N,)`` class index per image, or None for the predicted class.
         batch_size: images per gradient computation.
+        scores: ``scores(batch) -> (b, K)`` class scores before the output activation (or
+            ``(b, 1)``: one logit for two classes), e.g. ``architectures.lenet.class_scores``
+            bound to the model; None: the gradient of log p_c.
     """
     import tensorflow as tf
 
@@ -48,10 +53,15 @@ def saliency_maps(model, images, classes=None, batch_size: int = 64) -> np.ndarr
             probs = tf.cast(model(batch, training=False), tf.float32)  # (b, K)
             if cls is None:
                 cls = tf.argmax(probs, axis=-1, output_type=tf.int32)
-            chosen = tf.gather(probs, cls, axis=1, batch_dims=1)  # (b,)
+            if scores is None:
+                chosen = tf.math.log(tf.maximum(tf.gather(probs, cls, axis=1, batch_dims=1), 1e-12))
+            else:
+                s = tf.cast(scores(batch), tf.float32)  # (b, K), or (b, 1): one logit
+                # One logit: S_1 = z, S_0 = -z; the sign does not change |gradient|.
+                chosen = s[:, 0] if s.shape[-1] == 1 else tf.gather(s, cls, axis=1, batch_dims=1)
             # Samples are independent in inference mode: the gradient of the sum gives each
             # sample's own gradient.
-            total = tf.reduce_sum(tf.math.log(tf.maximum(chosen, 1e-12)))
+            total = tf.reduce_sum(chosen)
         return tape.gradient(total, batch)
 
     out = []

@@ -39,8 +39,9 @@ class ContrastiveLoss(keras.losses.Loss):
 
     Reference:
         R. Hadsell, S. Chopra, Y. LeCun, "Dimensionality reduction by learning an invariant
-        mapping", CVPR 2006, eq. (4); E. Baltatzis et al., "The pitfalls of sample selection:
-        a case study on lung nodule classification", PRIME/MICCAI 2021 (siamese LeNet-5).
+        mapping", CVPR 2006, eq. (4); V. Baltatzis et al., "The Effect of the Loss on
+        Generalization: Empirical Study on Synthetic Lung Nodule Data", 2021, Eq. (2)
+        (siamese LeNet-5).
     """
 
     def __init__(self, margin=1.0, name="contrastive_loss", **kwargs):

@@ -14,6 +14,12 @@ LOSSES = ("ce", "contrastive")
 SELECTIONS = ("best", "last")
 ENCODERS = ("classic", "modern")  # architectures.lenet.ENCODER_VARIANTS
 HEAD_INITS = ("glorot", "zeros")  # architectures.lenet.HEAD_INITS
+HEAD_OUTPUTS = ("sigmoid", "softmax2")  # architectures.lenet.HEAD_OUTPUTS
+# Default image sizes (--image-size): synthetic nodules as many pixels across as real ones
+# (benchmarks/nodules_image_size.py); real crops of 25.6 mm at 0.4 mm.
+SYNTHETIC_IMAGE_SIZE = 32
+REAL_IMAGE_SIZE = 64
+SALIENCY = ("score", "log_prob")
 NOISE_ON = ("foreground", "image")  # data.nodules.NOISE_ON
 # Generator settings a run's config carries (data.nodules.NoduleSpec fields); the paper gives
 # none of them (docs/nodules.md, deviation ledger).
@@ -44,6 +50,18 @@ class NodulesConfig:
         "zeros (g starts at the uniform prediction; docs/nodules.md)",
         choices=HEAD_INITS,
     )
+    head_output: str = option(
+        "sigmoid",
+        f"output layer of the head g: sigmoid (one output f(X) in (0, 1), {PAPER} Eq. (1)) or softmax2 "
+        "(two outputs and a softmax; the same cross-entropy, another parameterisation; docs/nodules.md)",
+        choices=HEAD_OUTPUTS,
+    )
+    saliency: str = option(
+        "score",
+        "saliency maps (Fig. 3): score (|dS_c/dx| of the class score, Simonyan et al. 2014, the paper's [7]) or "
+        "log_prob (|d log p_c/dx|)",
+        choices=SALIENCY,
+    )
     batch_size: int = option(paper.BATCH_SIZE, f"batch size; contrastive pairs are all pairs within a batch ({PAPER}: 32)")
     lr: float = option(paper.LEARNING_RATE, f"Adam learning rate ({PAPER}: 1e-4)")
     margin: float = option(paper.MARGIN, f"contrastive loss margin m (Hadsell et al. 2006; {PAPER}: 1)")
@@ -54,10 +72,12 @@ class NodulesConfig:
         choices=ENCODERS,
     )
     embedding_dim: int = option(84, "width of the encoder's last layer F6 (LeNet-5: 84)")
-    image_size: int = option(
-        64,
-        f"image height and width in pixels (not stated in {PAPER}; LeNet-5's input is 32; 64 chosen "
-        "on Table 1 as a whole, docs/nodules.md)",
+    image_size: Optional[int] = option(  # noqa: UP045
+        None,
+        f"image height and width in pixels (not stated in {PAPER}); default 32 for the synthetic nodules: of the "
+        "candidates 32 (LeNet-5's input) and 64, the size whose synthetic nodules are nearest in pixels across to "
+        "the real LIDC-IDRI nodules on their CT slices (benchmarks/nodules_image_size.py; docs/nodules.md); "
+        "default 64 for real nodules (--data-dir: 25.6 mm crops at --pixel-spacing 0.4)",
     )
     noise_sd: float = option(8.0, f"standard deviation of the pixel noise (not stated in {PAPER}; our choice)")
     noise_on: str = option(
@@ -98,6 +118,10 @@ class NodulesConfig:
         self.train_dist = list(parse_distribution(self.train_dist, "--train-dist"))
         if self.encoder not in ENCODERS:
             raise ValueError(f"--encoder must be one of {', '.join(ENCODERS)}; received {self.encoder!r}")
+        if self.head_output not in HEAD_OUTPUTS:
+            raise ValueError(f"--head-output must be one of {', '.join(HEAD_OUTPUTS)}; received {self.head_output!r}")
+        if self.saliency not in SALIENCY:
+            raise ValueError(f"--saliency must be one of {', '.join(SALIENCY)}; received {self.saliency!r}")
         if self.head_init not in HEAD_INITS:
             raise ValueError(f"--head-init must be one of {', '.join(HEAD_INITS)}; received {self.head_init!r}")
         if self.noise_on not in NOISE_ON:
@@ -135,6 +159,8 @@ class NodulesConfig:
                     "--pixel-spacing must be > 0, --hu-min < --hu-max and --test-fraction in (0, 1 - --val-fraction); "
                     f"received {self.pixel_spacing}, {self.hu_min}, {self.hu_max}, {self.test_fraction}"
                 )
+        if self.image_size is None:
+            self.image_size = REAL_IMAGE_SIZE if self.data_dir is not None else SYNTHETIC_IMAGE_SIZE
         if self.image_size < 32:
             raise ValueError(f"--image-size must be at least 32 for LeNet-5; received {self.image_size}")
         if self.lr <= 0 or self.head_lr <= 0 or self.margin <= 0:

@@ -83,15 +83,18 @@ def example_indices(labels, count: int = 1):
     return list(np.flatnonzero(labels == 1)[:count]) + list(np.flatnonzero(labels == 0)[:count])
 
 
-def saliency_row(model, sets: dict) -> list:
+def saliency_row(model, sets: dict, kind: str = "score") -> list:
     """One row of Fig. 3: (caption, image, saliency) for a malignant and a benign example of
-    each set (the training set first)."""
+    each set (the training set first). ``kind``: "score" (gradient of the class score, the
+    paper's [7], Simonyan et al. 2014) or "log_prob" (of the log probability)."""
+    from architectures.lenet import class_scores
     from evaluation.saliency import saliency_maps
 
+    scores = (lambda batch: class_scores(model, batch)) if kind == "score" else None
     items = []
     for name, (x, y) in sets.items():
         idx = example_indices(y)
-        sal = saliency_maps(model, x[idx])
+        sal = saliency_maps(model, x[idx], scores=scores)
         for k, i in enumerate(idx):
             items.append((f"{name} {'mal' if y[i] == 1 else 'ben'}", x[i], sal[k]))
     return items
@@ -147,6 +150,7 @@ def evaluate(args) -> dict:
     io.write_json(out / "metrics.json", metrics)
     if not args.no_figures:
         io.save_figure(embedding_figure([embedding_panel(model, title, ev["sets"])], n_cols=1), out / "embedding_pca.png")
-        io.save_figure(saliency_figure([(cfg["loss"], saliency_row(model, ev["sets"]))], title), out / "saliency.png")
+        rows = [(cfg["loss"], saliency_row(model, ev["sets"], cfg.get("saliency", "score")))]
+        io.save_figure(saliency_figure(rows, title), out / "saliency.png")
     log(f"wrote {out / 'metrics.json'}")
     return metrics

@@ -142,7 +142,7 @@ def evaluate_real(args, model, cfg: dict) -> dict:
         else:
             sets = {"train": next(iter(sets.values())), **sets}
         io.save_figure(embedding_figure([embedding_panel(model, title, sets)], n_cols=1), out / "embedding_pca.png")
-        io.save_figure(saliency_figure([(cfg["loss"], saliency_row(model, sets))], title), out / "saliency.png")
+        io.save_figure(saliency_figure([(cfg["loss"], saliency_row(model, sets, cfg.get("saliency", "score")))], title), out / "saliency.png")
     log(f"wrote {out / 'metrics.json'}")
     return metrics
 
@@ -213,7 +213,7 @@ def reproduce(args) -> Path:
                     log(f"seed {seed}: {scenario} {loss} already trained in {run_path}")
                     model, old = load_run(run_path)
                     # Runs saved before head_init existed used Keras's glorot initialisation.
-                    if any(old.get(k, {"head_init": "glorot"}.get(k)) != conf[k] for k in ("scenario", "epochs", "image_size", "pixel_spacing", "hu_min", "hu_max", "test_fraction", "head_init", "head_lr")):
+                    if any(old.get(k, {"head_init": "glorot", "head_output": "softmax2"}.get(k)) != conf[k] for k in ("scenario", "epochs", "image_size", "pixel_spacing", "hu_min", "hu_max", "test_fraction", "head_init", "head_lr", "head_output")):
                         raise ValueError(f"--resume: {run_path} was trained with other settings; use another --out")
                 else:
                     log(f"seed {seed}: {scenario} ({SCENARIO_TEXT[scenario]}), {loss}")
@@ -227,7 +227,7 @@ def reproduce(args) -> Path:
                     log(f"  {row['test']}: acc {row['acc']:.3f} balanced {row['balanced_acc']:.3f} se {row['se']:.3f} sp {row['sp']:.3f} r(p,HU) {row['r_hu']:.2f}")
                 if seed == first:
                     panels.append(embedding_panel(model, f"{scenario} {loss}", sets))
-                    sal_rows.append((f"{scenario} {loss}", saliency_row(model, sets)))
+                    sal_rows.append((f"{scenario} {loss}", saliency_row(model, sets, cfg.saliency)))
     elapsed, cpu = time.time() - start, _cpu_seconds() - cpu_start
 
     rows = []
@@ -244,7 +244,7 @@ def reproduce(args) -> Path:
         "seeds": seeds, "first_seed": first, "epochs": epochs, "scenarios": list(args.scenarios),
         "light_fit": fit is not None, "quick": bool(args.quick), "data_dir": str(args.data_dir),
         "nodules": len(found.info), "skipped": found.skipped, "attribute_counts": attribute_counts(found.info, found.labels),
-        **{k: dataclasses.asdict(cfg)[k] for k in ("image_size", "pixel_spacing", "hu_min", "hu_max", "val_fraction", "test_fraction", "lr", "head_lr", "head_init", "batch_size", "encoder")},
+        **{k: dataclasses.asdict(cfg)[k] for k in ("image_size", "pixel_spacing", "hu_min", "hu_max", "val_fraction", "test_fraction", "lr", "head_lr", "head_init", "head_output", "batch_size", "encoder")},
         "seconds": round(elapsed, 1), "cpu_seconds": round(cpu, 1), "load_average_at_start": round(load, 2),
         "load_average_at_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
     }

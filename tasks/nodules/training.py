@@ -14,6 +14,9 @@ from training.config import add_arguments, from_args
 
 
 def _compile_classifier(model, lr):
+    """Adam and the cross-entropy of the label's class probability. With the sigmoid head the
+    model returns (1 - f(X), f(X)), so this is Eq. (1) of Baltatzis et al. 2021,
+    -y log f(X) - (1 - y) log(1 - f(X)); with the softmax head it is the two-class CE."""
     import keras
 
     model.compile(
@@ -105,7 +108,10 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
     with make_strategy(strategy).scope():
         if cfg.loss == "ce":
             log(f"(a) LeNet-5 f+g with cross-entropy on {dist}: {len(x_tr)} train, {len(x_va)} val, {cfg.epochs} epochs")
-            model = _compile_classifier(build_classifier(input_shape=shape, variant=cfg.encoder, head_init=cfg.head_init), cfg.lr)
+            model = _compile_classifier(
+                build_classifier(input_shape=shape, variant=cfg.encoder, head_init=cfg.head_init, head_output=cfg.head_output),
+                cfg.lr,
+            )
             fit_model(model, train_ds, val_ds, run_dir=run, epochs=cfg.epochs, tensorboard=tb, verbose=verbose)
         else:
             # RunDir clears the COMPLETED marker of the folder it opens: look first.
@@ -133,7 +139,7 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
                 head_run.mark_complete(stage="classifier head")
             else:
                 head_run.write_config({"task": "nodules", "stage": "classifier head", **conf})
-                head = _compile_classifier(build_head(encoder.output.shape[-1], init=cfg.head_init), cfg.head_lr)
+                head = _compile_classifier(build_head(encoder.output.shape[-1], init=cfg.head_init, output=cfg.head_output), cfg.head_lr)
                 emb_tr = encoder.predict(x_tr[..., None], batch_size=256, verbose=0)
                 emb_va = encoder.predict(x_va[..., None], batch_size=256, verbose=0)
                 fit_model(
@@ -147,7 +153,7 @@ def train_model(cfg: NodulesConfig, out, *, resume=False, overwrite=False, strat
                 # Assembled from trained parts and never trained itself: saved uncompiled, since a
                 # compiled model whose optimizer never ran warns "Skipping variable loading for
                 # optimizer" at every load_model.
-                model = build_classifier(encoder, train_encoder=False)
+                model = build_classifier(encoder, train_encoder=False, head_output=cfg.head_output)
                 model.get_layer(HEAD_NAME).set_weights(keras.saving.load_model(head_run / f"{name}.keras", compile=False).get_weights())
                 io.save_model(model, run / f"{name}.keras")
     model = keras.saving.load_model(run / f"{cfg.select}.keras", compile=False)
