@@ -10,11 +10,14 @@ import numpy as np
 from keras_losses.adaptive.deterministic import DEFAULT_THRESHOLDS
 from keras_losses.adaptive.trajectory import read_trajectory
 
-# Each coefficient beside the statistic that drives it in the deterministic rule (Fig. 2b).
+# Each coefficient beside the statistic that drives it in the deterministic rule (Fig. 2b): the
+# statistic the rule banded (rule_p, rule_n, rule_b: per-image or pooled, soft or hard, with or
+# without beta^2, as the run's options say), or, for a run without them (the exploratory rule,
+# which bands nothing), the batch-pooled ratio of the same counts, drawn without band lines.
 _PANELS = (
-    ("alpha_p", r"$\alpha_P$", "tp_fp", r"$\langle TP/FP\rangle$"),
-    ("alpha_n", r"$\alpha_N$", "tp_fn", r"$\langle TP/FN\rangle$"),
-    ("beta2", r"$\beta^2$", "p_r_ratio", r"$P_{\alpha_P} / R_{\alpha_N}$"),
+    ("alpha_p", r"$\alpha_P$", "rule_p", "tp_fp", r"$\langle TP/FP\rangle$"),
+    ("alpha_n", r"$\alpha_N$", "rule_n", "tp_fn", r"$\langle TP/FN\rangle$"),
+    ("beta2", r"$\beta^2$", "rule_b", "p_r_ratio", r"banded $P_{\alpha_P}/R_{\alpha_N}$ statistic"),
 )
 
 
@@ -51,11 +54,18 @@ def _col(rows, key):
 def plot_coefficients(trajectory_csvs, out_png, thresholds=DEFAULT_THRESHOLDS) -> Path:
     """Fig. 6: each GLF coefficient vs iteration beside its driving statistic.
 
+    The right-hand panels plot what the deterministic rule banded at each step (``rule_p``,
+    ``rule_n``, ``rule_b`` of the trajectory: for beta^2 that is beta^2 P_ap/R_an under the
+    default ``beta2_statistic``), with the band edges; a run without them (exploratory) shows
+    the batch-pooled <TP/FP>, <TP/FN>, P_ap/R_an, dashed. (The paper's Fig. 6 plots precision,
+    recall and the ratio of weighted recall and weighted precision.)
+
     Args:
         trajectory_csvs: ``{label: path to glf_trajectory.csv}`` (e.g. deterministic and
             exploratory runs on one figure), or one path.
         out_png: the PNG to write.
-        thresholds: band edges drawn on the statistic panels (log scale). Default Fig. 2b's.
+        thresholds: band edges drawn on the statistic panels (log scale). Default
+            (1/15, 1/5, 5, 15): the text gives 1/15 only, the others are ours (symmetric).
 
     Returns the PNG path.
     """
@@ -66,21 +76,32 @@ def plot_coefficients(trajectory_csvs, out_png, thresholds=DEFAULT_THRESHOLDS) -
 
     runs = _load(trajectory_csvs)
     fig, axes = plt.subplots(3, 2, figsize=(10, 8), sharex=True)
+    banded = False
     for label, rows in runs.items():
         it = _col(rows, "iteration")
-        for r, (coef, coef_tex, stat, stat_tex) in enumerate(_PANELS):
-            axes[r, 0].plot(it, _col(rows, coef), label=label, lw=1.2)
-            axes[r, 1].plot(it, _col(rows, stat), label=label, lw=0.8, alpha=0.8)
+        for r, (coef, coef_tex, rule, pooled, stat_tex) in enumerate(_PANELS):
+            (line,) = axes[r, 0].plot(it, _col(rows, coef), label=label, lw=1.2)
+            values = _col(rows, rule) if rule in rows[0] else np.full(len(rows), np.nan)
+            if np.isfinite(values).any():
+                banded = True
+                axes[r, 1].plot(it, values, color=line.get_color(), lw=0.8, alpha=0.8, label=f"{label}: banded")
+            else:
+                axes[r, 1].plot(
+                    it, _col(rows, pooled), color=line.get_color(), lw=0.8, alpha=0.8, ls="--",
+                    label=f"{label}: batch-pooled",
+                )
             axes[r, 0].set_ylabel(coef_tex)
             axes[r, 1].set_ylabel(stat_tex)
     for r in range(3):
         axes[r, 0].set_yscale("log")  # multiplicative updates: equal steps on a log axis
         axes[r, 1].set_yscale("log")
-        for t in thresholds:
-            axes[r, 1].axhline(t, color="0.6", lw=0.6, ls="--")
+        if banded:
+            for t in thresholds:
+                axes[r, 1].axhline(t, color="0.6", lw=0.6, ls="--")
         axes[r, 0].axhline(1.0, color="0.6", lw=0.6, ls=":")
     axes[0, 0].set_title("GLF coefficient")
-    axes[0, 1].set_title("driving statistic (batch, pooled counts)")
+    axes[0, 1].set_title("statistic the rule bands (band edges: 1/15 the text's, 1/5, 5, 15 ours)", fontsize=8)
+    axes[0, 1].legend(fontsize=7)
     axes[2, 0].set_xlabel("iteration")
     axes[2, 1].set_xlabel("iteration")
     axes[0, 0].legend(fontsize=8)
@@ -102,7 +123,9 @@ def tversky_coordinates(alpha_p, alpha_n, beta2):
 def plot_tversky_trajectory(trajectory_csvs, out_png) -> Path:
     """Fig. 7: the coefficient trajectory in Tversky space, coloured by iteration.
 
-    Axes (2 alpha_P/(1+beta^2), 2 beta^2 alpha_N/(1+beta^2)); the Dice point (1, 1) and the
+    Axes (2 alpha_P/(1+beta^2), 2 beta^2 alpha_N/(1+beta^2)), the Tversky weights of FP and FN
+    to which GLF reduces (the paper's text prints "2 alpha_P(1 + beta^2)" and "2 beta^2
+    alpha_P/(1 + beta^2)", neither of which does: these are the consistent form); the Dice point (1, 1) and the
     Effectiveness line a + b = 2 are marked. One marker shape per run. Axes are linear as in
     the paper, or logarithmic when a run spans more than [0.05, 5].
 

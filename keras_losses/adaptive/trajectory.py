@@ -145,6 +145,21 @@ def bound_state(value: float, lo: float | None, hi: float | None) -> str:
     return ""
 
 
+def coefficient_moves(rows, name: str) -> dict[str, int]:
+    """How often coefficient ``name`` rose and fell: steps whose next value is above / below
+    the one before (the first step's against the value it trained with, when the row has it).
+    float32 values compared exactly: a rule that did not act leaves the value bit for bit."""
+    rises = falls = 0
+    now = rows[0].get(name) if rows else None
+    for r in rows:
+        nxt = np.float32(r[f"next_{name}"])
+        if now is not None and not math.isnan(float(now)):
+            rises += int(nxt > np.float32(now))
+            falls += int(nxt < np.float32(now))
+        now = nxt
+    return {"rises": rises, "falls": falls}
+
+
 def summarize_trajectory(rows, band=(0.5, 2.0)) -> dict:
     """What a trajectory did, for reports (Seo et al. 2021, Fig. 6: "The parameters alpha_P and
     alpha_N oscillate around 1 while the parameter beta^2 remains larger than 1").
@@ -152,8 +167,11 @@ def summarize_trajectory(rows, band=(0.5, 2.0)) -> dict:
     ``rows``: the rows of :func:`read_trajectory`, or the path of a ``glf_trajectory.csv``.
     Returns final values, per coefficient the fraction of steps whose next value sat at the
     floor/ceiling (LIMITS) or at a user clip bound, the fraction of steps the guard froze
-    alpha_P/alpha_N, the fraction of steps alpha_P, alpha_N lay in ``band`` and beta^2 > 1, and
-    whether each held for most (> 50 %) of training.
+    alpha_P/alpha_N, the fraction of steps alpha_P, alpha_N lay in ``band`` and beta^2 > 1, how
+    often each coefficient rose and fell, and Fig. 6's pattern: ``alphas_oscillate`` when each
+    alpha lay in ``band`` for most (> 50 %) of training AND rose at least once and fell at least
+    once (a coefficient that never moved, e.g. one the guard held at 1, does not oscillate);
+    ``pattern_held`` when, besides, beta^2 > 1 for most of training.
     """
     if isinstance(rows, (str, os.PathLike)):
         rows = read_trajectory(rows)
@@ -180,13 +198,19 @@ def summarize_trajectory(rows, band=(0.5, 2.0)) -> dict:
         c: sum(lo <= float(r[f"next_{c}"]) <= hi for r in rows) / n for c in ("alpha_p", "alpha_n")
     }
     above = sum(float(r["next_beta2"]) > 1.0 for r in rows) / n
+    moves = {c: coefficient_moves(rows, c) for c in COEFFICIENTS}
+    in_band = inside["alpha_p"] > 0.5 and inside["alpha_n"] > 0.5
+    moved = all(moves[c]["rises"] > 0 and moves[c]["falls"] > 0 for c in ("alpha_p", "alpha_n"))
     out["fig6"] = {
         "alpha_p_in_band_fraction": inside["alpha_p"],
         "alpha_n_in_band_fraction": inside["alpha_n"],
         "beta2_above_1_fraction": above,
         "band": list(band),
-        "alphas_in_band_most_of_training": inside["alpha_p"] > 0.5 and inside["alpha_n"] > 0.5,
+        "moves": moves,
+        "alphas_in_band_most_of_training": in_band,
+        "alphas_oscillate": in_band and moved,
         "beta2_above_1_most_of_training": above > 0.5,
+        "pattern_held": in_band and moved and above > 0.5,
     }
     return out
 

@@ -58,15 +58,20 @@ def report_markdown(results: dict, task: str) -> str:
         "",
         f"Small tumours: < {results['small_tumour_px']:.0f} px here (the paper's < 100 px at 512x512).",
         "",
-        "| claim (mean over seeds) | paper | ours | held |",
-        "|---|---|---|---|",
     ]
-    for claim, c in results["claims"].items():
-        a, b = c["ours"]
-        lines.append(
-            f"| {claim} | {c['paper']} | {_pct(a)} vs {_pct(b)} | "
-            f"{'yes' if c['held'] else 'no' if c['held'] is not None else 'n/a'} |"
-        )
+    if results["claims"]:
+        from evaluation.claims import RULE, summary_line
+
+        lines += [
+            f"Claims, by the shared rule ({RULE}):",
+            "",
+            "| claim | effect | paper | verdict: ours, mean [90 % interval] |",
+            "|---|---|---|---|",
+        ]
+        for c in results["claims"]:
+            lines.append(f"| {c['claim']} | {c['text']} | {c.get('paper', '')} | {summary_line(c, 2)} |")
+            for part in c.get("parts", ()):
+                lines.append(f"| - {part['claim']} | {part['text']} | | {summary_line(part, 2)} |")
     lines += ["", "Sweep (best validation Dice, pixel Dice pooled over the validation slices):", ""]
     for r in results["sweep"]["tversky"]:
         lines.append(f"- Tversky alpha {r['alpha']:g}, beta {r['beta']:g}: {_pct(r['val_dice'])}")
@@ -89,8 +94,9 @@ def ablation_markdown(rows: list[dict]) -> str:
     lines = [
         "| guard | beta^2 statistic | counts | precision | recall | Dice | tumour-free Dice | "
         "final alpha_P, alpha_N, beta^2 | steps at floor/ceiling (max over coefficients) | "
-        "alphas in [0.5, 2] most of training | beta^2 > 1 most of training |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "alphas in [0.5, 2] most of training | alphas moved up and down (rises / falls) | "
+        "beta^2 > 1 most of training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t, tr = r["test"], r["trajectory"]
@@ -102,6 +108,9 @@ def ablation_markdown(rows: list[dict]) -> str:
             f"{_pct(t['recall'])} | {_pct(t['dice'])} | {_pct(t['tumour_free_dice'])} | {final} | "
             f"{100 * at:.0f} % | {'yes' if fig6['alphas_in_band_most_of_training'] else 'no'} "
             f"({100 * fig6['alpha_p_in_band_fraction']:.0f} / {100 * fig6['alpha_n_in_band_fraction']:.0f} %) | "
+            f"{'yes' if fig6['alphas_oscillate'] else 'no'} "
+            f"(alpha_P {fig6['moves']['alpha_p']['rises']} / {fig6['moves']['alpha_p']['falls']}, "
+            f"alpha_N {fig6['moves']['alpha_n']['rises']} / {fig6['moves']['alpha_n']['falls']}) | "
             f"{'yes' if fig6['beta2_above_1_most_of_training'] else 'no'} "
             f"({100 * fig6['beta2_above_1_fraction']:.0f} %) |"
         )

@@ -8,6 +8,7 @@ import math
 import time
 from pathlib import Path
 
+from tasks.ct.claims import judge_claims
 from tasks.ct.config import (
     ARCHS,
     BETA2_STATISTICS,
@@ -212,41 +213,6 @@ def mean_sd(values) -> dict:
     return {"mean": m, "sd": sd, "n": len(values), "values": values}
 
 
-def check_claims(ours: dict, paper: dict) -> dict:
-    """The paper's claims, one by one, on the mean over seeds: held or not."""
-    claims = {}
-    fixed = [
-        k for k in ("D", "E", "T") if ours.get(k, {}).get("recall", {}).get("mean") is not None
-    ]
-    if not fixed or "T" not in ours:
-        return claims
-    best = max(fixed, key=lambda k: ours[k]["recall"]["mean"])
-
-    def held(a, b):
-        return None if a is None or b is None else bool(a >= b)
-
-    for g in ("G(D)", "G(E)"):
-        if g not in ours:
-            continue
-        pairs = (
-            ("recall", best, f"{paper['recall'][g]} vs {paper['recall']['best conventional']}"),
-            ("dice", "T", "higher than every conventional loss (Fig. 3c/f)"),
-            (
-                "tumour_free_dice",
-                "T",
-                f"{paper['tumour_free_dice'][g]} vs {paper['tumour_free_dice']['T']}",
-            ),
-        )
-        for metric, ref, words in pairs:
-            a, b = ours[g][metric]["mean"], ours[ref][metric]["mean"]
-            claims[f"{g} {metric} >= {ref} {metric}"] = {
-                "paper": words,
-                "ours": [a, b],
-                "held": held(a, b),
-            }
-    return claims
-
-
 def reproduce(args: argparse.Namespace) -> Path:
     """Seo et al. 2021 on one task: D, E, T, G(D), G(E) over seeds, the sweep, the ablation."""
     import keras
@@ -379,7 +345,7 @@ def reproduce(args: argparse.Namespace) -> Path:
         "sweep": sweep,
         "ours": ours,
         "per_seed": {str(s): v for s, v in per_seed.items()},
-        "claims": check_claims(ours, PAPER_RESULTS[task]),
+        "claims": judge_claims(per_seed, trajectories, seeds) if task == "lung" else [],
         "trajectories": {str(s): v for s, v in trajectories.items()},
         "stopping": {str(s): v for s, v in stopping.items()},
         "ablation": ablation,

@@ -121,3 +121,38 @@ def test_head_init_zeros_starts_at_the_uniform_prediction():
     assert not keras.ops.convert_to_numpy(head.get_layer("probs").kernel).any()
     with pytest.raises(ValueError, match="head init must be one of glorot, zeros; received 'he'"):
         build_head(init="he")
+
+
+def test_sigmoid_head_is_one_logit_returned_as_two_probabilities(tmp_path):
+    from architectures.lenet import build_head, class_scores
+
+    head = build_head(10, output="sigmoid")
+    assert [layer.name for layer in head.layers if layer.weights] == ["logit"]
+    assert head.get_layer("logit").kernel.shape == (10, 1)
+    model = build_classifier(build_encoder((32, 32, 1), embedding_dim=10), head_output="sigmoid")
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
+    probs = keras.ops.convert_to_numpy(model(x))
+    z = keras.ops.convert_to_numpy(class_scores(model, x))  # (4, 1): the malignant logit
+    assert probs.shape == (4, 2) and z.shape == (4, 1)
+    np.testing.assert_allclose(probs[:, 1], 1 / (1 + np.exp(-z[:, 0])), rtol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    # sparse CE on the two columns is Eq. (1)'s binary cross-entropy on f(X) = sigmoid(z)
+    y = np.array([1, 0, 1, 0])
+    ce = keras.ops.convert_to_numpy(keras.losses.SparseCategoricalCrossentropy()(y, probs))
+    bce = keras.ops.convert_to_numpy(keras.losses.BinaryCrossentropy()(y[:, None], probs[:, 1:]))
+    np.testing.assert_allclose(ce, bce, rtol=1e-5)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)), probs, rtol=1e-6)
+    with pytest.raises(ValueError, match="head output"):
+        build_head(output="tanh")
+
+
+def test_class_scores_of_a_softmax_head_are_its_logits():
+    from architectures.lenet import class_scores
+
+    model = build_classifier(build_encoder((32, 32, 1), embedding_dim=10))
+    x = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 1)).astype("float32")
+    s = keras.ops.convert_to_numpy(class_scores(model, x))
+    p = keras.ops.convert_to_numpy(model(x))
+    np.testing.assert_allclose(np.exp(s) / np.exp(s).sum(axis=1, keepdims=True), p, rtol=1e-5)

@@ -35,6 +35,22 @@ def test_matches_the_analytic_gradient_of_log_softmax():
     np.testing.assert_allclose(saliency_maps(model, x[..., None], batch_size=2), expected_pred, rtol=1e-4, atol=1e-6)
 
 
+def test_class_score_saliency_is_the_score_gradient():
+    # Simonyan et al.: |dS_c/dx| of the class score; for a linear model that is |w_c|
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(size=(16, 2)).astype("float32"), np.zeros(2, "float32")
+    model = linear_softmax_model(w, b)
+    x = rng.normal(size=(3, 4, 4)).astype("float32")
+    classes = np.array([0, 1, 0])
+    scores = lambda batch: keras.ops.matmul(keras.ops.reshape(batch, (-1, 16)), w) + b  # noqa: E731
+    expected = np.abs(w[:, classes].T).reshape(3, 4, 4)
+    np.testing.assert_allclose(saliency_maps(model, x, classes, scores=scores), expected, rtol=1e-5)
+    # one logit z for two classes: |dz/dx| whatever the class
+    logit = lambda batch: keras.ops.matmul(keras.ops.reshape(batch, (-1, 16)), w[:, 1:])  # noqa: E731
+    expected = np.broadcast_to(np.abs(w[:, 1]).reshape(1, 4, 4), (3, 4, 4))
+    np.testing.assert_allclose(saliency_maps(model, x, classes, scores=logit), expected, rtol=1e-5)
+
+
 def test_bad_inputs_are_named():
     model = linear_softmax_model(np.zeros((16, 2), "float32"), np.zeros(2, "float32"))
     with pytest.raises(ValueError, match=r"\(N, H, W\[, C\]\)"):

@@ -171,3 +171,23 @@ def test_quick_reproduction_writes_table1(tmp_path, assert_png):
     with pytest.raises(FileExistsError, match="--resume"):
         reproduce.main(argv)
     assert reproduce.main([*argv, "--resume"]) == 0  # reuses every finished run
+
+
+def test_image_size_rule_picks_the_nearest_in_log_ratio_and_keeps_32_on_a_tie():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "nodules_image_size.py"
+    spec = importlib.util.spec_from_file_location("nodules_image_size", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.choose(11.2, {32: 18.8, 64: 37.6}) == 32
+    assert bench.choose(30.0, {32: 18.8, 64: 37.6}) == 64
+    assert bench.choose(20.0, {32: 10.0, 64: 40.0}) == 32  # 2x off either way: a tie
+
+
+def test_image_size_default_depends_on_the_data_source(tmp_path):
+    assert NodulesConfig().image_size == 32
+    assert NodulesConfig(data_dir=str(tmp_path)).image_size == 64
+    assert NodulesConfig(image_size=48).image_size == 48
+    assert NodulesConfig().head_output == "sigmoid" and NodulesConfig().saliency == "score"
