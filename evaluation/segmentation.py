@@ -33,7 +33,7 @@ import numpy as np
 
 THRESHOLD = 0.5  # GLF paper, Sec. III: the network output is thresholded at 0.5
 SMALL_TUMOUR_PX_AT_512 = 100  # GLF paper, Fig. 4: "small" tumours, < 100 px on 512 x 512 slices
-PAPER_PIXEL_MM = 0.78  # typical in-plane spacing of a 512 x 512 chest/abdomen CT (about 400 mm FOV)
+PAPER_PIXEL_MM = 0.78  # ours, not stated: a typical in-plane spacing of a 512 x 512 chest CT (about 400 mm FOV)
 
 
 # ---------------------------------------------------------------------------------- counts
@@ -136,17 +136,20 @@ def summarize(counts: Mapping[str, np.ndarray]) -> dict:
 
 
 # ---------------------------------------------------------------------- tumour size
-def small_tumour_threshold(image_size: int | None = None, pixel_mm: float | None = None) -> float:
+def small_tumour_threshold(
+    image_size: int | None = None, pixel_mm: float | None = None, paper_pixel_mm: float = PAPER_PIXEL_MM
+) -> float:
     """The paper's "< 100 px at 512 x 512" small-tumour limit in pixels of the evaluated images.
 
     Give ``pixel_mm`` (the in-plane spacing of the evaluated images) to convert by physical
-    area, assuming the paper's slices have about 0.78 mm pixels; else give ``image_size``
+    area, the paper's slices having ``paper_pixel_mm`` pixels (default 0.78 mm, ours: the
+    paper states a spacing only for the liver, 30 cm over 512 px); else give ``image_size``
     (whole slices resized from 512 to ``image_size``) to convert by the resize factor.
     """
     if pixel_mm is not None:
-        if pixel_mm <= 0:
-            raise ValueError(f"pixel_mm must be > 0; received {pixel_mm}")
-        return SMALL_TUMOUR_PX_AT_512 * (PAPER_PIXEL_MM / pixel_mm) ** 2
+        if pixel_mm <= 0 or paper_pixel_mm <= 0:
+            raise ValueError(f"pixel_mm and paper_pixel_mm must be > 0; received {pixel_mm}, {paper_pixel_mm}")
+        return SMALL_TUMOUR_PX_AT_512 * (paper_pixel_mm / pixel_mm) ** 2
     if image_size is None or image_size <= 0:
         raise ValueError(f"give image_size (> 0) or pixel_mm; received image_size={image_size}")
     return SMALL_TUMOUR_PX_AT_512 * (image_size / 512) ** 2

@@ -172,9 +172,14 @@ def collect_slices(data, indices, batch_size: int = 8):
 
 
 def small_px(cfg: CTConfig) -> float:
-    from evaluation.segmentation import small_tumour_threshold
+    from evaluation.segmentation import PAPER_PIXEL_MM, small_tumour_threshold
+    from tasks.ct.paper import PIXEL_MM
 
-    return small_tumour_threshold(image_size=cfg.image_size, pixel_mm=cfg.pixel_mm)
+    return small_tumour_threshold(
+        image_size=cfg.image_size,
+        pixel_mm=cfg.pixel_mm,
+        paper_pixel_mm=PIXEL_MM.get(cfg.task, PAPER_PIXEL_MM),
+    )
 
 
 def evaluate_models(

@@ -403,3 +403,14 @@ def test_glf_run_ends_with_a_line_on_the_coefficients():
     assert line.endswith("see docs/lung.md.")
     glf.update(max_at_bound_fraction=0.1, fig6={"pattern_held": True})
     assert trajectory_line(glf).endswith("most steps): yes.")
+
+
+def test_small_tumour_range_uses_the_liver_spacing_the_paper_states():
+    from tasks.ct.config import CTConfig
+    from tasks.ct.evaluation import small_px
+
+    # Fig. 4 caption: 512 px = 30 cm on the liver slices; the lung's 0.78 mm is ours
+    liver = small_px(CTConfig(task="liver", image_size=64, pixel_mm=2.0))
+    lung = small_px(CTConfig(task="lung", image_size=64, pixel_mm=2.0))
+    assert liver == pytest.approx(100 * (300 / 512 / 2) ** 2)
+    assert lung == pytest.approx(100 * (0.78 / 2) ** 2)
