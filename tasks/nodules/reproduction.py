@@ -187,7 +187,8 @@ def reproduce(args) -> Path:
             "per_seed": reports,
             "paper": "1.00 (Table 1 caption: 'For the training set, all metrics have a value of 1.00')",
         })
-    io.write_json(out / "results.json", {"rows": rows, "training_sets": training_rows})
+    claims = judge_rows(rows, details)
+    io.write_json(out / "results.json", {"rows": rows, "training_sets": training_rows, "claims": claims})
     run_cfg = dataclasses.asdict(cfg)  # the last run's; every field but loss/train_dist/seed is shared
     settings = {
         "seeds": seeds, "first_seed": first, "epochs": epochs, "n_samples": args.n_samples, "n_test": args.n_test,
@@ -202,7 +203,7 @@ def reproduce(args) -> Path:
     io.write_json(out / "details.json", {"settings": settings, "rows": details})
     io.save_figure(embedding_figure(panels, n_cols=3), out / "fig2_embedding_pca.png", dpi=80)
     io.save_figure(saliency_figure(sal_rows, f"Gradient saliency (Simonyan et al., {settings['saliency']}), seed {first}"), out / "fig3_saliency.png", dpi=80)
-    io.write_text(out / "report.md", report_markdown(rows, details, settings, training_rows))
+    io.write_text(out / "report.md", report_markdown(rows, details, settings, training_rows, claims))
     log(f"Table 1 reproduced in {elapsed / 60:.1f} min -> {out / 'report.md'}")
     return out
 
@@ -215,7 +216,32 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def report_markdown(rows, details, settings, training_rows=()) -> str:
+# A row of Table 1 "passes" when its accuracy is at least PASS (the side of it each paper row is on
+# is the paper's finding for that row: generalises or fails).
+PASS = 0.8
+
+
+def judge_rows(rows, details) -> list[dict]:
+    """Each row of Table 1 as a claim of the shared rule (:mod:`evaluation.claims`): the per-seed
+    accuracy minus PASS lies on the paper's side of 0, the paper's accuracy minus PASS its effect."""
+    from evaluation.claims import Claim
+
+    out = []
+    for r, d in zip(rows, details, strict=True):
+        p = r["paper"]["acc"]
+        claim = Claim(
+            f"S{r['scenario']} {r['loss']} D({r['train'][0]},{r['train'][1]}) -> D({r['test'][0]},{r['test'][1]})",
+            f"test accuracy minus {PASS}",
+            paper=f"accuracy {p:.2f} (Table 1)",
+            direction="greater" if p >= PASS else "less",
+            paper_effect=round(p - PASS, 6),
+            note=f"{'generalises' if p >= PASS else 'fails'}: the paper's row is on this side of {PASS}",
+        )
+        out.append(claim.judge([x["acc"] - PASS for x in d["per_seed"]]))
+    return out
+
+
+def report_markdown(rows, details, settings, training_rows=(), claims=()) -> str:
     """report.md: our Table 1 beside the paper's, the settings and the figures."""
     s = settings
     lines = [
@@ -241,6 +267,11 @@ def report_markdown(rows, details, settings, training_rows=()) -> str:
             f"| {r['acc']:.2f} ({r['acc_sd']:.2f}) | {r['se']:.2f} ({d['se_sd']:.2f}) | {r['sp']:.2f} ({d['sp_sd']:.2f}) "
             f"| {p['acc']:.2f} | {p['se']:.2f} | {p['sp']:.2f} |"
         )
+    if claims:
+        from evaluation.claims import RULE, summary_line
+
+        lines += ["", f"Each row as a claim (accuracy minus {PASS} on the paper's side), by the shared rule ({RULE}):", ""]
+        lines += [f"- {c['claim']}: {summary_line(c, 2)}" for c in claims]
     if training_rows:
         lines += [
             "",

@@ -191,3 +191,20 @@ def test_image_size_default_depends_on_the_data_source(tmp_path):
     assert NodulesConfig(data_dir=str(tmp_path)).image_size == 64
     assert NodulesConfig(image_size=48).image_size == 48
     assert NodulesConfig().head_output == "sigmoid" and NodulesConfig().saliency == "score"
+
+
+def test_table1_rows_are_judged_on_the_paper_side_of_0_8():
+    from tasks.nodules.reproduction import judge_rows
+
+    rows = [
+        {"scenario": 2, "loss": "ce", "train": [180, 160], "test": [150, 190], "paper": {"acc": 0.94}},
+        {"scenario": 2, "loss": "contrastive", "train": [180, 160], "test": [150, 190], "paper": {"acc": 0.27}},
+    ]
+    details = [
+        {"per_seed": [{"acc": 0.90}, {"acc": 0.92}, {"acc": 0.95}]},  # generalises on every seed
+        {"per_seed": [{"acc": 0.10}, {"acc": 0.90}, {"acc": 0.50}]},  # spread over the line
+    ]
+    ce, contrastive = judge_rows(rows, details)
+    assert ce["direction"] == "greater" and ce["paper_effect"] == pytest.approx(0.14)
+    assert ce["verdict"] == "held"
+    assert contrastive["direction"] == "less" and contrastive["verdict"] == "inconclusive"
