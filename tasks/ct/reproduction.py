@@ -122,7 +122,8 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     )
     parser.add_argument(
         "--augment",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="flips, small rotations and elastic deformation on training slices (default off: the paper names no augmentation)",
     )
     parser.add_argument(
