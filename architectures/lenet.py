@@ -87,29 +87,13 @@ def build_encoder(
 
 # The head's output layer. "sigmoid": one logit z and f(X) = sigmoid(z), the output Eq. (1) of
 # Baltatzis et al. 2021 trains ("f(X) in (0, 1)", binary cross-entropy); the model still returns
-# the two columns (1 - f(X), f(X)), so that one sparse cross-entropy, the metrics and the
+# the two columns (sigmoid(-z), sigmoid(z)) = (1 - f(X), f(X)), built from Keras layers only (so
+# a saved model loads without this module), so that one sparse cross-entropy, the metrics and the
 # predictors serve both heads (-log of the label's column is Eq. (1) exactly). "softmax2": two
 # logits and a softmax (two weight vectors; the same loss, another parameterisation under Adam).
 HEAD_OUTPUTS = ("sigmoid", "softmax2")
 # The dense layer of the head whose outputs are the class scores (pre-activation).
 HEAD_DENSE = {"sigmoid": "logit", "softmax2": "probs"}
-
-
-@keras.saving.register_keras_serializable(package="architectures")
-class SigmoidPair(layers.Layer):
-    """One logit z -> the two class probabilities (1 - sigmoid(z), sigmoid(z)).
-
-    Example:
-        >>> SigmoidPair()(keras.ops.zeros((1, 1))).shape
-        (1, 2)
-    """
-
-    def call(self, z):
-        p = keras.ops.sigmoid(z)  # (batch, 1)
-        return keras.ops.concatenate([1.0 - p, p], axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], 2)
 
 
 # Initial weights of the head g, a single dense layer (the paper does not state them):
@@ -131,7 +115,7 @@ def build_head(
 
     ``output`` (:data:`HEAD_OUTPUTS`): ``"softmax2"`` (``num_classes`` logits, softmax; the
     dense layer is named ``probs``) or ``"sigmoid"`` (two classes only: one logit ``logit``,
-    returned as (1 - sigmoid, sigmoid) by :class:`SigmoidPair`)."""
+    returned as (sigmoid(-logit), sigmoid(logit)))."""
     if init not in HEAD_INITS:
         raise ValueError(f"head init must be one of {', '.join(HEAD_INITS)}; received {init!r}")
     if output not in HEAD_OUTPUTS:
@@ -141,7 +125,9 @@ def build_head(
         if num_classes != 2:
             raise ValueError(f"a sigmoid head has two classes; received num_classes={num_classes}")
         logit = layers.Dense(1, kernel_initializer=HEAD_INITS[init], name="logit")(inputs)
-        outputs = SigmoidPair(name="sigmoid_pair")(logit)
+        benign = layers.Activation("sigmoid", name="p_benign")(layers.Rescaling(-1.0, name="minus_logit")(logit))
+        malignant = layers.Activation("sigmoid", name="p_malignant")(logit)
+        outputs = layers.Concatenate(name="probs_pair")([benign, malignant])
     else:
         outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=HEAD_INITS[init], name="probs")(inputs)
     return keras.Model(inputs, outputs, name=name)
