@@ -23,6 +23,7 @@ from tasks.ct.config import (
 )
 from tasks.ct.evaluation import evaluate_models
 from tasks.ct.paper import PAPER_RESULTS
+from tasks.ct.plateau import plot_validation_curves, run_stopping
 from tasks.ct.report import report_markdown
 from tasks.ct.training import plot_trajectory_figures, train_config
 
@@ -372,83 +373,6 @@ def parse_models(text) -> tuple[str, ...]:
             f"--models: expected a comma-separated list of {', '.join(MODELS)}; received {text!r}"
         )
     return tuple(m for m in MODELS if m in names)
-
-
-def _history(run_dir: Path) -> list[dict]:
-    import csv
-
-    path = Path(run_dir) / "history.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def run_stopping(run_dir: Path) -> dict:
-    """Where a run stopped and where its best validation Dice was, in optimizer steps, from its
-    ``plateau.json`` (early stopping) or, without one, its ``history.csv``."""
-    from tasks.ct.plateau import read_plateau
-    from training import io
-
-    state = read_plateau(run_dir)
-    if state is not None:
-        return {
-            "stopped": state["stopped"],
-            "stopped_step": state["last_step"],
-            "best_step": state["best_step"],
-            "best_val_dice": state["best_value"],
-            "max_steps": state["max_steps"],
-        }
-    spe = int(io.read_json(Path(run_dir) / "config.json").get("steps_per_epoch") or 0)
-    rows = [r for r in _history(run_dir) if r.get("val_dice") not in (None, "")]
-    if not rows or not spe:
-        return {"stopped": None, "stopped_step": None, "best_step": None, "best_val_dice": None}
-    best = max(rows, key=lambda r: float(r["val_dice"]))  # the first of equal values
-    return {
-        "stopped": "epochs",
-        "stopped_step": int(rows[-1]["epoch"]) * spe,
-        "best_step": int(best["epoch"]) * spe,
-        "best_val_dice": float(best["val_dice"]),
-    }
-
-
-def plot_validation_curves(run_dirs: dict, out_png: Path) -> Path | None:
-    """Validation Dice against optimizer step of each run (``{label: run folder}``), one panel per
-    model; the best validation of each run marked with a dot, where it stopped with a cross."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from training import io
-
-    curves = {}
-    for label, path in run_dirs.items():
-        spe = int(io.read_json(Path(path) / "config.json").get("steps_per_epoch") or 0)
-        rows = [r for r in _history(path) if r.get("val_dice") not in (None, "")]
-        if rows and spe:
-            steps = [int(r["epoch"]) * spe for r in rows]
-            curves[label] = (steps, [100 * float(r["val_dice"]) for r in rows])
-    if not curves:
-        return None
-    panels = list(dict.fromkeys(label.split(", seed")[0] for label in curves))
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(3.6 * len(panels), 3.2), sharey=True, squeeze=False
-    )
-    for ax, model in zip(axes[0], panels, strict=True):
-        for label, (steps, dice) in curves.items():
-            if label.split(", seed")[0] != model:
-                continue
-            (line,) = ax.plot(steps, dice, lw=1, label=label.split(", ")[-1])
-            k = max(range(len(dice)), key=lambda i: dice[i])
-            ax.plot(steps[k], dice[k], "o", color=line.get_color(), ms=4)
-            ax.plot(steps[-1], dice[-1], "x", color=line.get_color(), ms=5)
-        ax.set_title(model, fontsize=9)
-        ax.set_xlabel("optimizer step")
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("validation Dice (%)")
-    fig.suptitle("Validation Dice (dot: best, kept for the test; cross: where the run stopped)", fontsize=9)
-    return io.save_figure(fig, out_png)
 
 
 def run_ablation(run, seed: int, out: Path) -> list[dict]:

@@ -9,8 +9,8 @@ import pytest
 
 from keras_losses.adaptive.trajectory import summarize_trajectory
 from tasks.ct.claims import judge_claims
-from tasks.ct.plateau import PLATEAU_JSON, PlateauStop, plateau_reached, read_plateau
-from tasks.ct.reproduction import parse_models, run_stopping
+from tasks.ct.plateau import PLATEAU_JSON, PlateauStop, plateau_reached, read_plateau, run_stopping
+from tasks.ct.reproduction import parse_models
 
 
 @pytest.mark.parametrize(
