@@ -6,9 +6,9 @@
 
 TensorFlow graph mode (``tf.function``, no XLA), one thread. For each shape and class count the
 script builds random one-hot labels and softmax (C > 1) or sigmoid (C = 1) probabilities, times
-``loss(y, p)`` and its gradient with respect to ``p`` (the median of ``--repeats`` rounds of
-``--steps`` calls, after one warm-up round) and prints the time relative to ``keras.losses.Dice``
-measured in the same run. Two more rows show what the input checks cost: DiceLoss with its
+``loss(y, p)`` and its gradient with respect to ``p`` in CPU time of the process (the median of
+``--repeats`` rounds of ``--steps`` calls, the losses interleaved within each round, after one
+warm-up call) and prints the time relative to ``keras.losses.Dice`` measured in the same run. Two more rows show what the input checks cost: DiceLoss with its
 value checks (``check_values``: two scalar reductions per tensor) and the same loss without them.
 """
 
@@ -69,30 +69,39 @@ def main() -> None:
     for shape_name, c in columns:
         shape = SHAPES[shape_name]
         labels = rng.integers(0, max(c, 2), size=shape)
-        y = np.eye(max(c, 2), dtype="float32")[labels][..., -c:] if c > 1 else (labels[..., None] == 1).astype("float32")
+        y = (
+            np.eye(max(c, 2), dtype="float32")[labels][..., -c:]
+            if c > 1
+            else (labels[..., None] == 1).astype("float32")
+        )
         logits = rng.normal(size=shape + (c,)).astype("float32")
         probs = tf.nn.softmax(logits) if c > 1 else tf.sigmoid(logits)
         y_t, p_var = tf.constant(y), tf.Variable(probs)
-        base = None
+        steps = {}
         for name, make in losses.items():
             loss = make()
 
             @tf.function
-            def step(loss=loss):
+            def step(loss=loss, y_t=y_t, p_var=p_var):
                 with tf.GradientTape() as tape:
                     value = loss(y_t, p_var)
                 return value, tape.gradient(value, p_var)
 
-            step()  # trace and warm up
-            times = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
+            step()[1].numpy()  # trace and warm up
+            steps[name] = step
+        # Rounds interleave the losses, so a change of machine load hits them all alike; the
+        # clock is the process's CPU time (one thread), which other processes do not inflate.
+        times = {name: [] for name in losses}
+        for _ in range(args.repeats):
+            for name, step in steps.items():
+                start = time.process_time()
                 for _ in range(args.steps):
-                    value, grad = step()
+                    _, grad = step()
                 grad.numpy()
-                times.append((time.perf_counter() - start) / args.steps)
-            t = float(np.median(times))
-            base = t if name == "keras.losses.Dice" else base
+                times[name].append((time.process_time() - start) / args.steps)
+        base = float(np.median(times["keras.losses.Dice"]))
+        for name in losses:
+            t = float(np.median(times[name]))
             table[name].append((t, t / base))
     header = f"{'loss':<24}" + "".join(f"{f'{s}, C={c}':>24}" for s, c in columns)
     print(header)
@@ -100,7 +109,10 @@ def main() -> None:
     for name, row in table.items():
         cells = "".join(f"{f'{1e3 * t:7.2f} ms {r:5.2f}x':>24}" for t, r in row)
         print(f"{name:<24}{cells}")
-    print("\nms: forward + backward per call (median); x: relative to keras.losses.Dice in the same column")
+    print(
+        "\nms: CPU time of forward + backward per call (median); x: relative to keras.losses.Dice "
+        "in the same column"
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_losses._base import check_nonnegative, register
+from keras_losses._base import SegmentationLoss, check_nonnegative, register
 
 
 @register
@@ -49,6 +49,27 @@ class CombinedLoss(keras.losses.Loss):
                 f"`weights` must have one entry per loss ({len(self.losses)}); received {len(weights)}"
             )
         self.weights = [check_nonnegative(f"weights[{i}]", w) for i, w in enumerate(weights)]
+
+    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+        """The weighted sum of the terms; a pixel mask or sample weights go to every term.
+
+        Each term must then be a loss of this library (they weigh pixels inside the loss);
+        a Keras loss would multiply its mean by the weights' mean, so it is refused.
+        """
+        if sample_weight is None and mask is None:
+            return super().__call__(y_true, y_pred)
+        for i, loss in enumerate(self.losses):
+            if not isinstance(loss, SegmentationLoss):
+                raise ValueError(
+                    f"CombinedLoss: `losses[{i}]` ({type(loss).__name__}) cannot honour a pixel "
+                    "mask (`sample_weight`/`mask`): it would return mean(mask) x its unmasked "
+                    "value. Use the keras_losses equivalent (e.g. BinaryCrossentropyLoss for "
+                    "keras.losses.BinaryCrossentropy)"
+                )
+        total = 0.0
+        for weight, loss in zip(self.weights, self.losses, strict=True):
+            total = total + weight * loss(y_true, y_pred, sample_weight=sample_weight, mask=mask)
+        return total
 
     def call(self, y_true, y_pred):
         total = 0.0

@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_losses._base import (
     OverlapLoss,
+    class_sums,
     count_axes,
     register,
     sum_over_replicas,
@@ -71,11 +72,16 @@ class SquaredDiceLoss(OverlapLoss):
 
     def compute(self, y_true, y_pred, sample_weight):
         labels, probs, weights = self.prepare(y_true, y_pred, sample_weight)
-        axis = count_axes(len(probs.shape), self.per_image, self.class_reduction == "mean")
+        per_class = self.class_reduction == "mean"
         p, y = probs, labels
         wp, wy = (p, y) if weights is None else (p * weights, y * weights)
-        inter = ops.sum(wp * y, axis=axis)
-        den = ops.sum(wp * p, axis=axis) + ops.sum(wy * y, axis=axis)
+        if per_class:
+            inter = class_sums(wp * y, self.per_image)
+            den = class_sums(wp * p, self.per_image) + class_sums(wy * y, self.per_image)
+        else:
+            axis = count_axes(len(probs.shape), self.per_image, False)
+            inter = ops.sum(wp * y, axis=axis)
+            den = ops.sum(wp * p, axis=axis) + ops.sum(wy * y, axis=axis)
         if not self.per_image:
             # Pooled: sums over the global batch under tf.distribute (see GeneralizedLoss).
             inter, den = sum_over_replicas(inter), sum_over_replicas(den)

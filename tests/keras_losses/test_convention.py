@@ -285,3 +285,19 @@ def test_arguments_are_validated_by_type(kwargs, match):
 def test_empty_batch_gives_a_scalar(make):
     value = make()(np.zeros((0, 4, 4, 1), "float32"), np.zeros((0, 4, 4, 1), "float32"))
     assert tuple(value.shape) == () and float(value) == 0.0
+
+
+def test_combined_loss_passes_a_mask_to_library_terms_and_refuses_keras_terms():
+    y1, p1 = Y[..., 1:2], PROBS[..., 1:2]
+    terms = [kl.DiceLoss(), kl.BinaryFocalLoss()]
+    combined = kl.CombinedLoss(terms, [1.0, 0.5])
+    expected = float(terms[0](y1, p1, sample_weight=MASK)) + 0.5 * float(
+        terms[1](y1, p1, sample_weight=MASK)
+    )
+    assert float(combined(y1, p1, sample_weight=MASK)) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(
+        ValueError, match=r"`losses\[0\]` \(BinaryCrossentropy\) cannot honour a pixel mask"
+    ):
+        kl.CombinedLoss([keras.losses.BinaryCrossentropy(), kl.DiceLoss()])(
+            y1, p1, sample_weight=MASK
+        )
