@@ -513,8 +513,9 @@ class SegmentationLoss(keras.losses.Loss):
     def check_values(self, y_true, y_pred) -> None:
         """Refuse labels and (when not from logits) predictions outside their range.
 
-        Eager calls check with numpy; compiled steps with :func:`graph_check` (two scalar
-        reductions per tensor, measured in benchmarks/bench_losses.py).
+        Eager calls check every value with numpy; compiled steps check the first image of the
+        batch with :func:`graph_check` (a min and a max per tensor; benchmarks/bench_losses.py
+        measures the cost).
         """
         name = type(self).__name__
         sparse = is_sparse(y_true, y_pred) and y_pred.shape[-1] != 1
@@ -529,8 +530,11 @@ class SegmentationLoss(keras.losses.Loss):
             return
         if keras.backend.backend() not in ("tensorflow", "jax"):
             return
+        # A compiled step reads the first image of each batch only (1 / batch of the pixels):
+        # a logit output is out of range everywhere, and a wrongly scaled label map in any
+        # image that comes first in a batch, which shuffled batches soon give.
         if not self.from_logits:
-            p = ops.cast(y_pred, "float32")
+            p = ops.cast(y_pred[:1], "float32")
             ok = ops.logical_and(ops.min(p) >= 0.0, ops.max(p) <= 1.0)
             graph_check(
                 ok,
@@ -538,7 +542,7 @@ class SegmentationLoss(keras.losses.Loss):
                 "logits (no sigmoid/softmax on its last layer), pass `from_logits=True` to the loss",
             )
         if self.ignore_class is None:
-            y = ops.cast(y_true, "float32")
+            y = ops.cast(y_true[:1], "float32")
             hi = float(channels - 1) if sparse else 1.0
             ok = ops.logical_and(ops.min(y) >= 0.0, ops.max(y) <= hi)
             graph_check(

@@ -77,11 +77,11 @@ class SquaredDiceLoss(OverlapLoss):
         wp, wy = (p, y) if weights is None else (p * weights, y * weights)
         if per_class:
             inter = class_sums(wp * y, self.per_image)
-            den = class_sums(wp * p, self.per_image) + class_sums(wy * y, self.per_image)
+            den = class_sums(wp * p + wy * y, self.per_image)
         else:
             axis = count_axes(len(probs.shape), self.per_image, False)
             inter = ops.sum(wp * y, axis=axis)
-            den = ops.sum(wp * p, axis=axis) + ops.sum(wy * y, axis=axis)
+            den = ops.sum(wp * p + wy * y, axis=axis)
         if not self.per_image:
             # Pooled: sums over the global batch under tf.distribute (see GeneralizedLoss).
             inter, den = sum_over_replicas(inter), sum_over_replicas(den)
