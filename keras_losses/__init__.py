@@ -48,7 +48,7 @@ from keras_losses.dice import DiceLoss
 from keras_losses.effectiveness import EffectivenessLoss
 from keras_losses.exp_log import ExpLogLoss
 from keras_losses.focal import BinaryFocalLoss, CategoricalFocalLoss
-from keras_losses.generalized import GeneralizedLoss
+from keras_losses.generalized import GeneralizedLoss, GLFState
 from keras_losses.generalized_dice import GeneralizedDiceLoss
 from keras_losses.hausdorff import OneSidedHausdorffDTLoss
 from keras_losses.jaccard import JaccardLoss
@@ -74,6 +74,7 @@ __all__ = [
     "PACKAGE",
     "soft_counts",
     "GeneralizedLoss",
+    "GLFState",
     "DiceLoss",
     "EffectivenessLoss",
     "TverskyLoss",

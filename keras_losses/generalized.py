@@ -50,6 +50,111 @@ def _shortest_float(variable) -> float:
 
 
 @register
+class GLFState(keras.metrics.Metric):
+    """The adaptive GLF's state: its three coefficients and the statistics of the last batch.
+
+    A :class:`GeneralizedLoss` keeps its coefficients here (``loss.state``). Compiled into the
+    model as a metric (``model.compile(loss=loss, metrics=[loss.state])``;
+    :func:`~keras_losses.adaptive.prepare_adaptive_glf` does it), the state is part of what
+    the train step carries on every backend, so a rule that assigns the coefficients between
+    steps (or inside the step) changes the loss of the next compiled step, also under JAX,
+    whose train step carries the model's, optimizer's and metrics' variables but not a loss's
+    own. As a metric it also records, at every step, what the adaptive rules read about the
+    batch just trained; a plain loss whose state is not compiled records nothing, so that a
+    fixed GLF costs what a Dice loss costs.
+
+    Recorded per batch (float32 variables that aggregate by sum, so under ``tf.distribute``
+    they hold the global batch): ``counts`` = soft ``[TP, FP, FN]`` summed over the batch;
+    ``hard_counts`` = the same with the prediction thresholded at 0.5; ``ratio_sums`` =
+    ``[[sum_i r_P,i, sum_i r_N,i, sum_i r_B,i]`` for soft counts, the same for hard counts``]``
+    (the per-image ratios of :func:`image_ratios` under the coefficients the step used);
+    ``num_images``; ``num_pixels`` (pixels of all images of the batch). None of this enters
+    the gradient. ``reset_state`` keeps everything (the coefficients must outlive an epoch; the
+    statistics are overwritten at every batch). ``result()`` is the number of images of the
+    last recorded batch (logged as ``glf_images``).
+
+    Args:
+        alpha_p, alpha_n, beta2: initial coefficients (> 0). Default 1.0 each.
+        name: metric name. Default "glf_images".
+    """
+
+    def __init__(self, alpha_p=1.0, alpha_n=1.0, beta2=1.0, name="glf_images", **kwargs):
+        super().__init__(name=name, **kwargs)
+        init = {
+            "alpha_p": check_positive("alpha_p", alpha_p),
+            "alpha_n": check_positive("alpha_n", alpha_n),
+            "beta2": check_positive("beta2", beta2),
+        }
+        # Plain variables (not Metric.add_variable's on-read ones): under tf.distribute the
+        # coefficients are mirrored and read alike on every replica.
+        self.alpha_p, self.alpha_n, self.beta2 = (
+            keras.Variable(v, dtype="float32", trainable=False, name=f"{k}_var")
+            for k, v in init.items()
+        )
+        self.counts = keras.Variable(
+            [0.0, 0.0, 0.0], dtype="float32", trainable=False, aggregation="sum", name="counts"
+        )
+        self.hard_counts = keras.Variable(
+            [0.0, 0.0, 0.0], dtype="float32", trainable=False, aggregation="sum", name="hard_counts"
+        )
+        self.ratio_sums = keras.Variable(
+            np.zeros((2, 3), "float32"),
+            dtype="float32",
+            trainable=False,
+            aggregation="sum",
+            name="ratio_sums",
+        )
+        # Images and pixels of the last batch (summed over replicas, like `counts`): the rules
+        # turn pooled counts into per-image means <FP>, <FN> and scale thresholds by area.
+        self.num_images = keras.Variable(
+            0.0, dtype="float32", trainable=False, aggregation="sum", name="num_images"
+        )
+        self.num_pixels = keras.Variable(
+            0.0, dtype="float32", trainable=False, aggregation="sum", name="num_pixels"
+        )
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Record this replica's batch statistics (see the class docstring)."""
+        y_true = ops.stop_gradient(ops.cast(y_true, "float32"))
+        y_pred = ops.stop_gradient(ops.cast(y_pred, "float32"))
+        alpha_p = ops.convert_to_tensor(self.alpha_p)
+        alpha_n = ops.convert_to_tensor(self.alpha_n)
+        soft = soft_counts(y_true, y_pred, per_image=True)  # 3 x (batch,)
+        hard_pred = ops.cast(y_pred > HARD_THRESHOLD, "float32")
+        hard = soft_counts(y_true, hard_pred, per_image=True)
+        # The variables sum over replicas, so each gets this replica's sums.
+        self.counts.assign(ops.stack([ops.sum(c) for c in soft]))
+        self.hard_counts.assign(ops.stack([ops.sum(c) for c in hard]))
+        self.ratio_sums.assign(
+            ops.stack(
+                [
+                    ops.stack([ops.sum(r) for r in image_ratios(*soft, alpha_p, alpha_n)]),
+                    ops.stack([ops.sum(r) for r in image_ratios(*hard, alpha_p, alpha_n)]),
+                ]
+            )
+        )
+        shape = ops.shape(y_pred)
+        self.num_images.assign(ops.cast(shape[0], "float32"))
+        self.num_pixels.assign(
+            ops.cast(ops.size(y_pred), "float32") / ops.cast(shape[-1], "float32")
+        )
+
+    def result(self):
+        return ops.convert_to_tensor(self.num_images)
+
+    def reset_state(self):
+        pass
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "alpha_p": _shortest_float(self.alpha_p),
+            "alpha_n": _shortest_float(self.alpha_n),
+            "beta2": _shortest_float(self.beta2),
+        }
+
+
+@register
 class GeneralizedLoss(keras.losses.Loss):
     """Generalized loss function (GLF) for imbalanced binary segmentation.
 
@@ -67,25 +172,23 @@ class GeneralizedLoss(keras.losses.Loss):
 
     Empty prediction on an empty label (TP = FP = FN = 0) gives L = 0: perfect agreement.
 
-    The three coefficients are non-trainable ``keras.Variable``s, so a callback or train step
-    can ``assign`` them during ``fit`` and the compiled step uses the new values at once
-    (see :mod:`keras_losses.adaptive`). A loss is not a layer, so its variables are not saved
-    with the model weights: ``get_config`` carries their current values instead, and a saved
-    model reloads with the coefficients it had when it was saved.
+    The three coefficients are non-trainable ``keras.Variable``s held by ``loss.state`` (a
+    :class:`GLFState` metric), so a callback or train step can ``assign`` them during ``fit``
+    and the compiled step uses the new values at once (see :mod:`keras_losses.adaptive`). Under
+    JAX the compiled step sees a new value only when ``loss.state`` is compiled into the model
+    as a metric (the JAX train step carries metrics' variables, not a loss's own); the adaptive
+    rules do this and check it before training. A loss is not a layer, so its variables are not
+    saved with the model weights: ``get_config`` carries their current values instead, and a
+    saved model reloads with the coefficients it had when it was saved.
 
     Under ``tf.distribute`` with R replicas, pooled counts are summed over the replicas (a
     differentiable all-reduce) and the value is divided by R, because Keras divides per-sample
     losses by R but returns a scalar loss unchanged: the gradient then equals one device's on
     the global batch.
 
-    After every call the loss also records, for the adaptive rules, what it saw in the batch
-    (all float32 variables that aggregate by sum, so under ``tf.distribute`` they hold the
-    global batch): ``counts`` = soft ``[TP, FP, FN]`` summed over the batch; ``hard_counts`` =
-    the same with the prediction thresholded at 0.5; ``ratio_sums`` = ``[[sum_i r_P,i,
-    sum_i r_N,i, sum_i r_B,i]`` for soft counts, the same for hard counts``]`` (the per-image
-    ratios of :func:`image_ratios` under the coefficients the step used, for batch means
-    <TP/FP> etc.); ``num_images``; ``num_pixels`` (pixels of all images of the batch). None of
-    this enters the gradient.
+    The batch statistics the adaptive rules read (``counts``, ``hard_counts``, ``ratio_sums``,
+    ``num_images``, ``num_pixels``) are recorded by ``loss.state`` when it is compiled as a
+    metric, not by the loss: a fixed GLF computes its value and nothing else.
 
     Args:
         alpha_p: weight of false positives in the weighted precision (> 0). Default 1.0.
@@ -132,37 +235,18 @@ class GeneralizedLoss(keras.losses.Loss):
         self.smooth = float(smooth)
         if self.smooth < 0:
             raise ValueError(f"`smooth` must be >= 0; received {smooth}")
-        init = {
-            "alpha_p": check_positive("alpha_p", alpha_p),
-            "alpha_n": check_positive("alpha_n", alpha_n),
-            "beta2": check_positive("beta2", beta2),
-        }
-        # Non-trainable state that the adaptive rules assign between steps.
-        self.alpha_p_var, self.alpha_n_var, self.beta2_var = (
-            keras.Variable(v, dtype="float32", trainable=False, name=k) for k, v in init.items()
-        )
-        self.counts = keras.Variable(
-            [0.0, 0.0, 0.0], dtype="float32", trainable=False, aggregation="sum", name="counts"
-        )
-        # Images in the last batch (summed over replicas, like `counts`): the adaptive
-        # rules turn pooled counts into per-image means <FP>, <FN> with it.
-        self.num_images = keras.Variable(
-            0.0, dtype="float32", trainable=False, aggregation="sum", name="num_images"
-        )
-        self.hard_counts = keras.Variable(
-            [0.0, 0.0, 0.0], dtype="float32", trainable=False, aggregation="sum", name="hard_counts"
-        )
-        self.ratio_sums = keras.Variable(
-            np.zeros((2, 3), "float32"),
-            dtype="float32",
-            trainable=False,
-            aggregation="sum",
-            name="ratio_sums",
-        )
-        # Lets a rule scale pixel thresholds by the image area (pixels per image = this / images).
-        self.num_pixels = keras.Variable(
-            0.0, dtype="float32", trainable=False, aggregation="sum", name="num_pixels"
-        )
+        # Non-trainable state that the adaptive rules assign between steps, and the batch
+        # statistics they read: a metric, so that a train step can carry it (see GLFState).
+        self.state = GLFState(alpha_p, alpha_n, beta2)
+        # The same variables as attributes of the loss (what training.fit backs up on resume).
+        self.alpha_p_var = self.state.alpha_p
+        self.alpha_n_var = self.state.alpha_n
+        self.beta2_var = self.state.beta2
+        self.counts = self.state.counts
+        self.hard_counts = self.state.hard_counts
+        self.ratio_sums = self.state.ratio_sums
+        self.num_images = self.state.num_images
+        self.num_pixels = self.state.num_pixels
 
     # ------------------------------------------------------------------ coefficients
     @property
@@ -193,38 +277,13 @@ class GeneralizedLoss(keras.losses.Loss):
         return 1.0 - (num + smooth) / (den + smooth)
 
     def record_batch(self, y_true, y_pred) -> None:
-        """Record this replica's batch statistics (``counts``, ``hard_counts``, ``ratio_sums``,
-        ``num_images``, ``num_pixels``; see the class docstring). Called by :meth:`call`, and by
-        train steps that compute the loss without calling it (the exploratory search)."""
-        y_true = ops.stop_gradient(ops.cast(y_true, "float32"))
-        y_pred = ops.stop_gradient(ops.cast(y_pred, "float32"))
-        alpha_p = ops.convert_to_tensor(self.alpha_p_var)
-        alpha_n = ops.convert_to_tensor(self.alpha_n_var)
-        soft = soft_counts(y_true, y_pred, per_image=True)  # 3 x (batch,)
-        hard_pred = ops.cast(y_pred > HARD_THRESHOLD, "float32")
-        hard = soft_counts(y_true, hard_pred, per_image=True)
-        # The variables sum over replicas, so each gets this replica's sums.
-        self.counts.assign(ops.stack([ops.sum(c) for c in soft]))
-        self.hard_counts.assign(ops.stack([ops.sum(c) for c in hard]))
-        self.ratio_sums.assign(
-            ops.stack(
-                [
-                    ops.stack([ops.sum(r) for r in image_ratios(*soft, alpha_p, alpha_n)]),
-                    ops.stack([ops.sum(r) for r in image_ratios(*hard, alpha_p, alpha_n)]),
-                ]
-            )
-        )
-        shape = ops.shape(y_pred)
-        images = ops.cast(shape[0], "float32")
-        self.num_images.assign(images)
-        self.num_pixels.assign(
-            ops.cast(ops.size(y_pred), "float32") / ops.cast(shape[-1], "float32")
-        )
+        """Record this replica's batch statistics in ``loss.state`` (see :class:`GLFState`),
+        as the compiled state metric does after every step."""
+        self.state.update_state(y_true, y_pred)
 
     def call(self, y_true, y_pred):
         check_shapes(y_true, y_pred, type(self).__name__)
         check_unit_interval("y_true", y_true, type(self).__name__)
-        self.record_batch(y_true, y_pred)
         tp, fp, fn = soft_counts(y_true, y_pred, per_image=self.per_image)
         if not self.per_image:
             # Pool over the GLOBAL batch: every replica computes the one-device loss.

@@ -14,11 +14,14 @@ optimization step, starting from the Dice values (1, 1, 1):
 from keras_losses.adaptive.deterministic import DeterministicGLFCallback, band_index
 from keras_losses.adaptive.exploratory import (
     ACTIONS,
+    KEEP_ACTION,
     ExploratoryGLFLogger,
     ExploratoryGLFModel,
     action_text,
+    choose_action,
     glf_count_derivatives,
     mean_distance,
+    tie_choice,
 )
 from keras_losses.adaptive.figures import (
     plot_coefficients,
@@ -35,6 +38,7 @@ from keras_losses.adaptive.trajectory import (
 
 __all__ = [
     "ACTIONS",
+    "KEEP_ACTION",
     "RULES",
     "TRAJECTORY_CSV",
     "DeterministicGLFCallback",
@@ -43,6 +47,7 @@ __all__ = [
     "GLFTrajectoryRecorder",
     "action_text",
     "band_index",
+    "choose_action",
     "glf_count_derivatives",
     "glf_statistics",
     "mean_distance",
@@ -50,5 +55,6 @@ __all__ = [
     "plot_tversky_trajectory",
     "prepare_adaptive_glf",
     "read_trajectory",
+    "tie_choice",
     "tversky_coordinates",
 ]

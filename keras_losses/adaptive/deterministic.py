@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_losses._base import register
+from keras_losses.adaptive.compiled import check_compiled
 from keras_losses.adaptive.trajectory import (
     COEFFICIENTS,
     LIMITS,
@@ -126,10 +127,13 @@ def _choice(name, value, choices):
 class DeterministicGLFCallback(GLFTrajectoryRecorder):
     """Adapt the GLF coefficients after every train batch by the deterministic rule.
 
-    After each optimization step the callback reads what the loss recorded about the batch
-    just trained (``loss.counts``, ``hard_counts``, ``ratio_sums``, ``num_images``,
-    ``num_pixels``), forms the three driving statistics and multiplies each coefficient by the
-    factor of the band its statistic falls in:
+    After each optimization step the callback reads what the loss's state recorded about the
+    batch just trained (``loss.counts``, ``hard_counts``, ``ratio_sums``, ``num_images``,
+    ``num_pixels``; see :class:`~keras_losses.generalized.GLFState`), forms the three driving
+    statistics and multiplies each coefficient by the factor of the band its statistic falls
+    in. The model must be compiled with the loss (alone or as a term) and with ``loss.state``
+    among its metrics, which records the batch and carries the coefficients through the
+    compiled step on every backend; ``on_train_begin`` checks both and refuses otherwise.
 
     Formula (Seo et al. 2021, Fig. 2b), with default thresholds t = (1/15, 1/5, 5, 15):
         r_P = <TP/FP>                   -> alpha_P *= (0.5, 0.75, 1, 1.25, 1.5)[band(r_P)]
@@ -217,7 +221,7 @@ class DeterministicGLFCallback(GLFTrajectoryRecorder):
         ...     [keras.Input((16, 16, 1)), keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")]
         ... )
         >>> loss = keras_losses.GeneralizedLoss()  # starts at the Dice values (1, 1, 1)
-        >>> model.compile(optimizer="adam", loss=loss)
+        >>> model.compile(optimizer="adam", loss=loss, metrics=[loss.state])  # state: see GLFState
         >>> callback = DeterministicGLFCallback(loss, csv_path="glf.csv")
         >>> _ = model.fit(x, y, batch_size=4, epochs=1, callbacks=[callback], verbose=0)
         >>> sorted(loss.coefficients)  # assigned after each of the 2 batches
@@ -272,6 +276,7 @@ class DeterministicGLFCallback(GLFTrajectoryRecorder):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
+        check_compiled(self.model, self.loss, type(self).__name__)
         spe = getattr(self.model, "steps_per_execution", 1)
         spe = int(keras.ops.convert_to_numpy(spe)) if spe is not None else 1
         if spe > 1:
@@ -383,6 +388,12 @@ class DeterministicGLFCallback(GLFTrajectoryRecorder):
         return tp, fp, fn, images, ratio_means, pixels
 
     def on_train_batch_end(self, batch, logs=None):
+        # Under JAX the train step's state lives outside the variables during an epoch; reading
+        # `self.model` writes it back (the recorded batch included), and the coefficients
+        # assigned below are what the next step reads.
+        self.model  # noqa: B018
+        if logs is not None:
+            logs.pop(self.loss.state.name, None)  # images per batch: the trajectory has them
         tp, fp, fn, images, ratio_means, pixels = self._read_batch()
         used = self._coefficients
         new, stats, action = self.next_coefficients(
@@ -404,6 +415,11 @@ class DeterministicGLFCallback(GLFTrajectoryRecorder):
             "score": "",
         }
         self.record(row, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in (self.loss.state.name, f"val_{self.loss.state.name}"):
+            (logs or {}).pop(key, None)
+        super().on_epoch_end(epoch, logs)
 
     def get_config(self):
         return {

@@ -23,13 +23,25 @@ argmin action's coefficients and network weights are kept. Three implementations
     on a fresh copy of the network and optimizer state, scored, the best copy kept. It makes no
     use of the TP/FP trick or of the closed-form updates, and so checks both.
 
-Scoring passes run the network in training mode (batch-norm batch statistics, as in the
-training step itself) through ``stateless_call``, so they leave the batch-norm moving averages
-alone: those are updated once per iteration, by the training forward pass, as in a plain step.
-The set of actions is ordered (alpha_p, alpha_n, beta2) in {-1, 0, +1}^3 lexicographically;
-ties go to the lowest index.
+Scoring passes run through ``stateless_call``, so they leave the network's state alone (the
+batch-norm moving averages and the dropout seed are updated once per iteration, by the training
+forward pass, as in a plain step). In training mode (``score_training=True``, the default) every
+candidate is scored with the training step's own forward pass: batch-norm batch statistics and
+the very dropout mask the step trained with (the seed state before the step), so the 27 scores
+differ only by the candidates' weights and scoring the same state twice gives the same scores.
+``score_training=False`` scores in inference mode (dropout off, batch-norm moving averages).
 
-Limitations (checked, with clear errors): TensorFlow backend; one replica (the candidate
+Ties. The set of actions is ordered (alpha_p, alpha_n, beta2) in {-1, 0, +1}^3
+lexicographically, but the order decides nothing: when the second-best score lies within
+``tie_tolerance`` float32 machine epsilons (relative) of the best, the criterion cannot tell
+the candidates apart at float32 resolution and the search keeps all three coefficients (the
+action (0, 0, 0), whose network update is a plain step with the current coefficients). The
+trajectory records, per step, how many candidates tied (``ties``) and the best-to-second gap
+(``score_gap``).
+
+Backends: TensorFlow and JAX (under JAX the search is a pure function of the train state, and
+the coefficients travel in it as the compiled ``loss.state``); ``naive`` runs under TensorFlow
+only. Limitations (checked, with clear errors): one replica (the candidate
 updates would need all-reduced gradients; use the deterministic rule under ``tf.distribute``);
 ``per_image=False`` (the TP/FP factorisation needs pooled counts); no ``sample_weight``; for
 ``exact``/``first-order`` an Adam, AdamW or SGD optimizer without gradient clipping, EMA,
@@ -45,6 +57,7 @@ import numpy as np
 from keras import ops
 
 from keras_losses._base import register, soft_counts
+from keras_losses.adaptive.compiled import check_compiled
 from keras_losses.adaptive.trajectory import (
     COEFFICIENTS,
     LIMITS,
@@ -58,6 +71,14 @@ MODES = ("exact", "hybrid", "first-order", "naive")
 DEFAULT_STEP = 0.1
 ACTIONS = np.array(list(itertools.product((-1.0, 0.0, 1.0), repeat=3)), dtype="float32")  # (27, 3)
 KEEP_ACTION = 13  # (0, 0, 0)
+# float32 machine epsilon, 2^-23: the relative resolution of a float32 score.
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+# Ties: scores within this many float32 epsilons (relative to the best score) of the best are
+# indistinguishable. The score sums n = h * w squared differences per image and averages over
+# the batch in float32; a pairwise sum of n terms carries a relative rounding error of up to
+# about log2(n) eps, halved by the square root, and the batch mean adds log2(batch): for the
+# 48x48 lung patches in batches of 8, 11.2 / 2 + 3 = 8.6 eps. Rounded to 8 (ours).
+DEFAULT_TIE_TOLERANCE = 8.0
 # Hybrid search: candidates scored exactly after the first-order ranking (benchmarks/
 # bench_adaptive_glf.py hybrid measures the agreement with the exact search for k = 1..5).
 DEFAULT_TOP_K = 3
@@ -66,6 +87,53 @@ DEFAULT_TOP_K = 3
 def action_text(index: int, step: float = DEFAULT_STEP) -> str:
     """Human-readable action, e.g. ``"x0.9 x1 x1.1"`` (alpha_p, alpha_n, beta2)."""
     return " ".join(f"x{1.0 + step * d:g}" for d in ACTIONS[int(index)])
+
+
+def choose_action(scores, tolerance: float = DEFAULT_TIE_TOLERANCE, indices=None):
+    """The search's decision from candidate scores, with the tie rule (any backend, traceable).
+
+    Formula:
+        best = min(scores),  tied = #{j : scores_j <= best + tolerance * eps32 * |best|}
+        action = KEEP_ACTION if tied > 1 else indices[argmin(scores)]
+        gap = second-smallest score - best (NaN with a single score)
+
+    Args:
+        scores: (n,) float32 scores, lower is better.
+        tolerance: tie tolerance in float32 machine epsilons relative to the best score.
+        indices: (n,) action index of each score (default: 0..n-1).
+
+    Returns:
+        ``(action, best_score, ties, gap)``: int32 action index, the best score, the number of
+        candidates within the tolerance of the best (1 = no tie) and the best-to-second gap.
+    """
+    scores = ops.cast(scores, "float32")
+    n = int(scores.shape[0])
+    position = ops.cast(ops.argmin(scores), "int32")
+    best = ops.min(scores)
+    tol = float(tolerance) * FLOAT32_EPS * ops.abs(best)
+    ties = ops.sum(ops.cast(scores <= best + tol, "int32"))
+    if n > 1:
+        ordered = ops.sort(scores)
+        gap = ordered[1] - ordered[0]
+    else:
+        gap = ops.cast(float("nan"), "float32")
+    chosen = position if indices is None else ops.cast(ops.take(indices, position), "int32")
+    action = ops.where(ties > 1, ops.cast(KEEP_ACTION, "int32"), chosen)
+    return action, best, ties, gap
+
+
+def tie_choice(scores, tolerance: float = DEFAULT_TIE_TOLERANCE) -> int:
+    """The action :func:`choose_action` takes, in numpy (the reference the tests use)."""
+    scores = np.asarray(scores, np.float32)
+    return KEEP_ACTION if _tied(scores, tolerance) else int(np.argmin(scores))
+
+
+def _tied(scores, tolerance) -> bool:
+    """Whether a second score lies within the tolerance of the best (float32, as in the step)."""
+    scores = np.asarray(scores, np.float32)
+    best = scores.min()
+    tol = np.float32(np.float32(tolerance * FLOAT32_EPS) * np.abs(best))
+    return int(np.sum(scores <= np.float32(best + tol))) > 1
 
 
 def glf_count_derivatives(tp, fp, fn, alpha_p, alpha_n, beta2, smooth):
@@ -86,12 +154,25 @@ def glf_count_derivatives(tp, fp, fn, alpha_p, alpha_n, beta2, smooth):
 
 def _tensor(value):
     """A plain tensor holding a variable's current value (``ops.convert_to_tensor`` returns
-    a Keras variable unchanged on the TensorFlow backend)."""
-    import tensorflow as tf
-
+    a Keras variable unchanged on the TensorFlow backend). Inside a ``StatelessScope`` (the
+    JAX train step) this is the value the scope maps the variable to."""
     if isinstance(value, keras.Variable):
         value = value.value
-    return tf.convert_to_tensor(value)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(value)
+    return ops.convert_to_tensor(value)
+
+
+def _snapshot(value):
+    """``_tensor`` read now: in a TensorFlow graph, a copy ordered before later assignments."""
+    value = _tensor(value)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.identity(value)
+    return value
 
 
 def mean_distance(y_pred, y_true):
@@ -126,6 +207,10 @@ class ExploratoryGLFModel(keras.Model):
             at it). Values inside LIMITS clip further (ours).
         top_k: for ``mode="hybrid"``, how many of the first-order-ranked candidates are
             scored exactly. Default DEFAULT_TOP_K (3); 1..27.
+        tie_tolerance: scores within this many float32 machine epsilons (relative to the best
+            score) of the best are a tie, and a tie keeps all three coefficients. Default
+            DEFAULT_TIE_TOLERANCE (8, ours: the rounding bound of the score's float32 sums;
+            see the module docstring). 0 counts exact ties only.
 
     Reference:
         S. Seo, M. Bassenne, L. Xing, IEEE TMI 40(2), 2021, Sec. II-B and Fig. 2a.
@@ -139,6 +224,7 @@ class ExploratoryGLFModel(keras.Model):
         score_training=True,
         bounds=LIMITS,
         top_k=DEFAULT_TOP_K,
+        tie_tolerance=DEFAULT_TIE_TOLERANCE,
         **kwargs,
     ):
         if isinstance(network, dict):
@@ -160,7 +246,13 @@ class ExploratoryGLFModel(keras.Model):
             raise ValueError(
                 f"ExploratoryGLFModel: `top_k` must be an integer in 1..{len(ACTIONS)}; received {top_k}"
             )
+        if not float(tie_tolerance) >= 0 or not np.isfinite(float(tie_tolerance)):
+            raise ValueError(
+                "ExploratoryGLFModel: `tie_tolerance` must be a finite number >= 0 (float32 "
+                f"epsilons); received {tie_tolerance}"
+            )
         self.network = network
+        self.tie_tolerance = float(tie_tolerance)
         self.mode = mode
         self.top_k = int(top_k)
         self.step = float(step)
@@ -181,6 +273,7 @@ class ExploratoryGLFModel(keras.Model):
             "score_training": self.score_training,
             "bounds": list(self.bounds),
             "top_k": self.top_k,
+            "tie_tolerance": self.tie_tolerance,
             "name": self.name,
         }
 
@@ -207,11 +300,12 @@ class ExploratoryGLFModel(keras.Model):
 
     def _check_optimizer(self):
         opt = self.optimizer
-        if self.distribute_strategy.num_replicas_in_sync > 1:
+        strategy = getattr(self, "distribute_strategy", None)
+        replicas = getattr(strategy, "num_replicas_in_sync", 1)
+        if keras.backend.backend() == "tensorflow" and replicas > 1:
             raise ValueError(
                 "The exploratory GLF search runs on one replica only (received a strategy with "
-                f"{self.distribute_strategy.num_replicas_in_sync} replicas); use --loss glf-det "
-                "under tf.distribute"
+                f"{replicas} replicas); use --loss glf-det under tf.distribute"
             )
         if self.mode == "naive":
             return
@@ -234,6 +328,36 @@ class ExploratoryGLFModel(keras.Model):
             raise ValueError(
                 f"ExploratoryGLFModel(mode={self.mode!r}) does not support use_ema=True on {name}"
             )
+
+    def _check_backend(self):
+        backend = keras.backend.backend()
+        if backend not in ("tensorflow", "jax"):
+            raise ValueError(
+                f"ExploratoryGLFModel runs under the TensorFlow and JAX backends; the Keras "
+                f"backend is {backend!r}"
+            )
+        if backend == "jax" and self.mode == "naive":
+            raise ValueError(
+                "ExploratoryGLFModel(mode='naive') (the 27-copy reference) runs under TensorFlow "
+                "only; under JAX use mode 'exact', 'hybrid' or 'first-order'"
+            )
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """``keras.Model.compile``, with ``loss.state`` added to the metrics of a GLF loss (the
+        search assigns the coefficients inside the step: the state must be carried by it)."""
+        from keras_losses.adaptive.prepare import with_state
+        from keras_losses.generalized import GeneralizedLoss
+
+        self._check_backend()
+        if isinstance(loss, GeneralizedLoss):
+            metrics = with_state(metrics, loss)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # What keras.Model does, which it skips for a model whose compile() is overridden.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def _candidates(self, glf):
         """(27, 3) candidate coefficients: current x multipliers, clipped to the bounds."""
@@ -286,33 +410,63 @@ class ExploratoryGLFModel(keras.Model):
         return new
 
     # ------------------------------------------------------------------ train step
-    def train_step(self, data):
-        import tensorflow as tf
+    def train_step(self, *args):
+        # Keras's TensorFlow trainer calls train_step(data) and keeps the state in the
+        # variables; the JAX trainer calls train_step(state, data) and expects the new state.
+        if keras.backend.backend() == "jax":
+            return self._stateless_train_step(*args)
+        return self._search_step(*args)
 
+    def _stateless_train_step(self, state, data):
+        """The search as a pure function of the train state (JAX): the stateful step run in a
+        ``StatelessScope`` that maps every variable to its state value and collects what the
+        step assigns (weights, optimizer moments, batch-norm statistics, the dropout seed,
+        metrics and the GLF coefficients, which live in the compiled ``loss.state``)."""
+        trainable, non_trainable, optimizer_values, metrics_values = state
+        groups = (
+            self.trainable_variables,
+            self.non_trainable_variables,
+            self.optimizer.variables,
+            self.metrics_variables,
+        )
+        mapping = [
+            (variable, value)
+            for variables, values in zip(groups, state, strict=True)
+            for variable, value in zip(variables, values, strict=True)
+        ]
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            logs = self._search_step(data)
+        new_state = tuple(
+            [scope.get_current_value(v) for v in variables] for variables in groups
+        )
+        return logs, new_state
+
+    def _search_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is not None:
             raise ValueError(
                 "ExploratoryGLFModel does not support sample_weight; received one in the data"
             )
         glf = self._glf()
+        self._check_backend()
         self._check_optimizer()
         y = ops.cast(y, "float32")
         if not self.optimizer.built:  # the closed-form updates read its moments
             self.optimizer.build(self.network.trainable_variables)
         if self.mode == "naive":
-            y_pred, tp, fp, fn, index, score, cand = self._naive_search(x, y, glf)
+            y_pred, tp, fp, fn, decision, cand = self._naive_search(x, y, glf)
         else:
-            y_pred, tp, fp, fn, index, score, cand = self._fast_search(x, y, glf)
+            y_pred, tp, fp, fn, decision, cand = self._fast_search(x, y, glf)
+        index, score, ties, gap = decision
         used = self._candidates(glf)[KEEP_ACTION]
         chosen = cand[index]
         loss_value = glf.from_counts(tp, fp, fn, used[0], used[1], used[2], glf.smooth)
-        glf.record_batch(y, y_pred)  # before the assignments: ratios under the used coefficients
+        self._loss_tracker.update_state(loss_value, sample_weight=ops.shape(y)[0])
+        # before the assignments: loss.state records the ratios under the used coefficients
+        logs = dict(self.compute_metrics(x, y, y_pred, sample_weight=None))
         glf.alpha_p_var.assign(chosen[0])
         glf.alpha_n_var.assign(chosen[1])
         glf.beta2_var.assign(chosen[2])
-        self._loss_tracker.update_state(loss_value, sample_weight=tf.shape(y)[0])
-        logs = self.compute_metrics(x, y, y_pred, sample_weight=None)
-        logs = dict(logs)
         logs.update(
             {
                 "glf_used_alpha_p": used[0],
@@ -323,6 +477,8 @@ class ExploratoryGLFModel(keras.Model):
                 "glf_next_beta2": chosen[2],
                 "glf_action_index": ops.cast(index, "float32"),
                 "glf_score": score,
+                "glf_ties": ops.cast(ties, "float32"),
+                "glf_gap": gap,
                 "glf_tp": tp,
                 "glf_fp": fp,
                 "glf_fn": fn,
@@ -331,28 +487,68 @@ class ExploratoryGLFModel(keras.Model):
         )
         return logs
 
-    def _fast_search(self, x, y, glf):
+    def _forward_and_gradients(self, x, y, trainable_values, non_trainable_values, outputs):
+        """The training forward pass (batch statistics, dropout) from the given values, and the
+        gradients of scalars of it with respect to the trainable weights.
+
+        ``outputs`` names the scalars: "tp", "fp" (pooled soft counts), "reg" (the network's
+        own losses, if it has any) and "dist" (:func:`mean_distance`). Returns ``(y_pred,
+        updated non-trainable values, (tp, fp, fn), values, gradients)`` with ``values`` and
+        ``gradients`` dicts by name (a gradient: one tensor per trainable weight).
+        """
+        net = self.network
+
+        def forward(weights):
+            y_pred, updated, losses = net.stateless_call(
+                weights, non_trainable_values, x, training=True, return_losses=True
+            )
+            y_pred = ops.cast(y_pred, "float32")
+            tp, fp, fn = soft_counts(y, y_pred, per_image=False)
+            scalars = {"tp": tp, "fp": fp}
+            if "reg" in outputs and losses:
+                scalars["reg"] = ops.sum(ops.stack([ops.sum(v) for v in losses]))
+            if "dist" in outputs:
+                scalars["dist"] = mean_distance(y_pred, y)
+            return scalars, (y_pred, updated, (tp, fp, fn), scalars)
+
+        if keras.backend.backend() == "jax":
+            import jax
+
+            gradients, (y_pred, updated, counts, values) = jax.jacrev(forward, has_aux=True)(
+                list(trainable_values)
+            )
+            return y_pred, updated, counts, values, gradients
         import tensorflow as tf
 
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(trainable_values)
+            values, (y_pred, updated, counts, _) = forward(trainable_values)
+        gradients = {
+            name: [
+                ops.zeros_like(w) if g is None else g
+                for g, w in zip(tape.gradient(v, trainable_values), trainable_values, strict=True)
+            ]
+            for name, v in values.items()
+        }
+        del tape
+        return y_pred, updated, counts, values, gradients
+
+    def _fast_search(self, x, y, glf):
         net = self.network
         variables = net.trainable_variables
-        with tf.GradientTape(persistent=True) as tape:
-            y_pred = net(x, training=True)
-            tp, fp, fn = soft_counts(y, y_pred, per_image=False)
-            reg = ops.sum(ops.stack(net.losses)) if net.losses else None
-            ranked = self.mode in ("first-order", "hybrid")
-            dist = mean_distance(y_pred, y) if ranked else None
-        g_tp = tape.gradient(tp, variables)
-        g_fp = tape.gradient(fp, variables)
-        g_reg = tape.gradient(reg, variables) if reg is not None else None
-        g_dist = tape.gradient(dist, variables) if dist is not None else None
-        del tape
-        g_tp = [ops.zeros_like(v) if g is None else g for g, v in zip(g_tp, variables, strict=True)]
-        g_fp = [ops.zeros_like(v) if g is None else g for g, v in zip(g_fp, variables, strict=True)]
-        if g_reg is not None:
-            g_reg = [
-                ops.zeros_like(v) if g is None else g for g, v in zip(g_reg, variables, strict=True)
-            ]
+        trainable_values = [_snapshot(v) for v in variables]
+        # The state the training pass starts from (dropout seed included): scoring in training
+        # mode reuses it, so every candidate sees the step's own dropout mask.
+        before = [_snapshot(v) for v in net.non_trainable_variables]
+        ranked = self.mode in ("first-order", "hybrid")
+        y_pred, updated, (tp, fp, fn), values, grads = self._forward_and_gradients(
+            x, y, trainable_values, before, ("tp", "fp", "reg", "dist") if ranked else ("tp", "fp", "reg")
+        )
+        # the training pass's updates: batch-norm moving averages, the dropout seed
+        for variable, value in zip(net.non_trainable_variables, updated, strict=True):
+            variable.assign(value)
+        g_tp, g_fp = grads["tp"], grads["fp"]
+        g_reg = grads.get("reg")
         cand = self._candidates(glf)  # (27, 3)
         d_tp, d_fp = glf_count_derivatives(
             tp, fp, fn, cand[:, 0], cand[:, 1], cand[:, 2], glf.smooth
@@ -362,41 +558,41 @@ class ExploratoryGLFModel(keras.Model):
             out = [d_tp[i] * a + d_fp[i] * b for a, b in zip(g_tp, g_fp, strict=True)]
             return out if g_reg is None else [g + r for g, r in zip(out, g_reg, strict=True)]
 
-        non_trainable_values = [_tensor(v) for v in net.non_trainable_variables]
+        scoring_state = before if self.score_training else list(updated)
 
         def score_of(i):
             weights = self._candidate_weights(grads_of(i), variables)
-            out, _ = net.stateless_call(
-                weights, non_trainable_values, x, training=self.score_training
-            )
+            out, _ = net.stateless_call(weights, scoring_state, x, training=self.score_training)
             return mean_distance(out, y)
 
         def exact_scores(indices, n):
-            scores = tf.TensorArray(tf.float32, size=n)
-            _, scores = tf.while_loop(
-                lambda j, s: j < n,
-                lambda j, s: (j + 1, s.write(j, score_of(indices[j]))),
-                (tf.constant(0), scores),
-            )
-            return scores.stack()
+            # a loop, so that the graph holds one scoring pass rather than n copies of it
+            def body(j, scores):
+                return ops.slice_update(scores, [j], ops.reshape(score_of(indices[j]), (1,)))
+
+            return ops.fori_loop(0, n, body, ops.zeros((n,), "float32"))
 
         if self.mode == "exact":
-            scores = exact_scores(tf.range(len(ACTIONS)), len(ACTIONS))
-            index = tf.argmin(scores, output_type=tf.int32)
-            score = scores[index]
+            decision = choose_action(
+                exact_scores(ops.arange(len(ACTIONS), dtype="int32"), len(ACTIONS)),
+                self.tie_tolerance,
+            )
         else:
-            first = self._first_order_scores(dist, g_dist, d_tp, d_fp, g_tp, g_fp, g_reg, variables)
+            first = self._first_order_scores(
+                values["dist"], grads["dist"], d_tp, d_fp, g_tp, g_fp, g_reg, variables
+            )
             if self.mode == "first-order":
-                index = tf.argmin(first, output_type=tf.int32)
-                score = first[index]
+                decision = choose_action(first, self.tie_tolerance)
             else:
-                # the top_k lowest first-order scores, ties to the lower index (top_k is stable)
-                top = tf.math.top_k(-first, k=self.top_k, sorted=True).indices
-                scores = exact_scores(top, self.top_k)
-                best = tf.argmin(scores, output_type=tf.int32)
-                index, score = tf.cast(top[best], tf.int32), scores[best]
-        self.optimizer.apply(grads_of(index), variables)
-        return y_pred, tp, fp, fn, index, score, cand
+                # the top_k lowest first-order scores (a tie at the k-th place: the lower index,
+                # top_k is stable), then the tie rule on their exact scores
+                _, top = ops.top_k(-first, k=self.top_k, sorted=True)
+                top = ops.cast(top, "int32")
+                decision = choose_action(
+                    exact_scores(top, self.top_k), self.tie_tolerance, indices=top
+                )
+        self.optimizer.apply(grads_of(decision[0]), variables)
+        return y_pred, tp, fp, fn, decision, cand
 
     def _first_order_scores(self, dist, g_dist, d_tp, d_fp, g_tp, g_fp, g_reg, variables):
         """d + grad(d) . delta_A for all 27 actions at once.
@@ -416,15 +612,16 @@ class ExploratoryGLFModel(keras.Model):
             scores = scores + ops.sum(delta, axis=1)
         return scores
 
-    def candidate_scores(self, x, y):
+    def candidate_scores(self, x, y, training: bool | None = None):
         """Scores of the 27 actions at the current state, by the exact and first-order rules.
 
         Changes no state (the forward pass runs through ``stateless_call``), so it can be
-        called before a training step to compare the rules on the same batch. Returns
-        ``(exact_scores, first_order_scores)``, each of shape (27,).
+        called before a training step to compare the rules on the same batch; the train step
+        scores exactly these values. ``training`` overrides ``score_training`` (to compare the
+        scoring modes on one state). Returns ``(exact_scores, first_order_scores)``, each of
+        shape (27,).
         """
-        import tensorflow as tf
-
+        score_training = self.score_training if training is None else bool(training)
         glf = self._glf()
         self._check_optimizer()
         if not self.optimizer.built:
@@ -434,37 +631,43 @@ class ExploratoryGLFModel(keras.Model):
         trainable_values = [_tensor(v) for v in variables]
         non_trainable_values = [_tensor(v) for v in net.non_trainable_variables]
         y = ops.cast(y, "float32")
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(trainable_values)
-            y_pred, _ = net.stateless_call(trainable_values, non_trainable_values, x, training=True)
-            tp, fp, fn = soft_counts(y, y_pred, per_image=False)
-            dist = mean_distance(y_pred, y)
-        g_tp, g_fp, g_dist = (tape.gradient(t, trainable_values) for t in (tp, fp, dist))
-        del tape
+        _, updated, (tp, fp, fn), values, grads = self._forward_and_gradients(
+            x, y, trainable_values, non_trainable_values, ("tp", "fp", "dist")
+        )
+        g_tp, g_fp = grads["tp"], grads["fp"]
         cand = self._candidates(glf)
         d_tp, d_fp = glf_count_derivatives(
             tp, fp, fn, cand[:, 0], cand[:, 1], cand[:, 2], glf.smooth
         )
+        # as in the train step: training mode reuses the step's state (its dropout mask),
+        # inference mode the moving averages after the training pass
+        scoring_state = non_trainable_values if score_training else list(updated)
         exact = []
         for i in range(len(ACTIONS)):
-            grads = [d_tp[i] * a + d_fp[i] * b for a, b in zip(g_tp, g_fp, strict=True)]
-            weights = self._candidate_weights(grads, variables)
-            out, _ = net.stateless_call(
-                weights, non_trainable_values, x, training=self.score_training
-            )
+            grads_i = [d_tp[i] * a + d_fp[i] * b for a, b in zip(g_tp, g_fp, strict=True)]
+            weights = self._candidate_weights(grads_i, variables)
+            out, _ = net.stateless_call(weights, scoring_state, x, training=score_training)
             exact.append(mean_distance(out, y))
-        first = self._first_order_scores(dist, g_dist, d_tp, d_fp, g_tp, g_fp, None, variables)
+        first = self._first_order_scores(
+            values["dist"], grads["dist"], d_tp, d_fp, g_tp, g_fp, None, variables
+        )
         return ops.stack(exact), first
 
     @staticmethod
-    def hybrid_choice(exact_scores, first_order_scores, top_k: int) -> int:
+    def hybrid_choice(
+        exact_scores, first_order_scores, top_k: int, tie_tolerance: float = DEFAULT_TIE_TOLERANCE
+    ) -> int:
         """The action the hybrid search takes, from the two score vectors (numpy reference).
 
-        The ``top_k`` candidates with the lowest first-order scores (ties: lower index
-        first), then the one of them with the lowest exact score (ties: first in that order).
+        The ``top_k`` candidates with the lowest first-order scores (a tie at the k-th place:
+        lower index first), then the one of them with the lowest exact score; a tie among
+        their exact scores (within ``tie_tolerance``, see :func:`tie_choice`) keeps all three
+        coefficients (KEEP_ACTION).
         """
-        exact = np.asarray(exact_scores, np.float64)
+        exact = np.asarray(exact_scores, np.float32)
         order = np.argsort(np.asarray(first_order_scores, np.float64), kind="stable")[:top_k]
+        if _tied(exact[order], tie_tolerance):
+            return KEEP_ACTION
         return int(order[int(np.argmin(exact[order]))])
 
     def _naive_search(self, x, y, glf):
@@ -475,6 +678,7 @@ class ExploratoryGLFModel(keras.Model):
         variables = net.trainable_variables
         state = [*net.trainable_variables, *net.non_trainable_variables, *opt.variables]
         snapshot = [tf.identity(_tensor(v)) for v in state]
+        before = snapshot[len(variables) : len(variables) + len(net.non_trainable_variables)]
         cand = self._candidates(glf)
         n = len(ACTIONS)
 
@@ -490,44 +694,52 @@ class ExploratoryGLFModel(keras.Model):
             grads = tape.gradient(loss, variables)
             opt.apply(grads, variables)
             y_pred = ops.cast(y_pred, "float32")
+            # training mode: the pre-step state, i.e. the dropout mask this step trained with
+            scoring_state = (
+                before if self.score_training else [_tensor(v) for v in net.non_trainable_variables]
+            )
             out, _ = net.stateless_call(
-                [_tensor(v) for v in variables],
-                [_tensor(v) for v in net.non_trainable_variables],
-                x,
-                training=self.score_training,
+                [_tensor(v) for v in variables], scoring_state, x, training=self.score_training
             )
             after = [tf.identity(_tensor(v)) for v in state]
             return mean_distance(out, y), after, y_pred, tp, fp, fn
 
         # One full, independent step per candidate (restore, forward, backward, optimizer
-        # step, score), keeping the state of the best so far. A while loop, so that the graph
-        # holds one candidate step rather than 27 copies of it.
-        def body(i, best_score, best_index, best_state, outputs):
+        # step, score), keeping the state of the best so far and that of the keep action (a
+        # tie keeps the coefficients). A while loop, so that the graph holds one candidate
+        # step rather than 27 copies of it.
+        def body(i, scores, best_score, best_state, keep_state, outputs):
             score, after, y_pred, tp, fp, fn = candidate_step(i)
             better = score < best_score
             best_state = [tf.where(better, a, b) for a, b in zip(after, best_state, strict=True)]
+            is_keep = tf.equal(i, KEEP_ACTION)
+            keep_state = [tf.where(is_keep, a, b) for a, b in zip(after, keep_state, strict=True)]
             return (
                 i + 1,
+                scores.write(i, score),
                 tf.where(better, score, best_score),
-                tf.where(better, i, best_index),
                 best_state,
+                keep_state,
                 [y_pred, tp, fp, fn],
             )
 
         y_shape = tf.shape(y)
         init = (
             tf.constant(0),
+            tf.TensorArray(tf.float32, size=n),
             tf.constant(np.inf, tf.float32),
-            tf.constant(0),
+            snapshot,
             snapshot,
             [tf.zeros(y_shape, tf.float32), tf.zeros(()), tf.zeros(()), tf.zeros(())],
         )
-        _, score, index, after, (y_pred, tp, fp, fn) = tf.while_loop(
+        _, scores, _, best_state, keep_state, (y_pred, tp, fp, fn) = tf.while_loop(
             lambda i, *_: i < n, body, init
         )
-        for var, value in zip(state, after, strict=True):
-            var.assign(value)
-        return y_pred, tp, fp, fn, index, score, cand
+        decision = choose_action(scores.stack(), self.tie_tolerance)
+        keep = tf.equal(decision[0], KEEP_ACTION)
+        for var, a, b in zip(state, keep_state, best_state, strict=True):
+            var.assign(tf.where(keep, a, b))
+        return y_pred, tp, fp, fn, decision, cand
 
 
 @register
@@ -553,6 +765,8 @@ class ExploratoryGLFLogger(GLFTrajectoryRecorder):
         "glf_next_beta2",
         "glf_action_index",
         "glf_score",
+        "glf_ties",
+        "glf_gap",
         "glf_tp",
         "glf_fp",
         "glf_fn",
@@ -568,6 +782,15 @@ class ExploratoryGLFLogger(GLFTrajectoryRecorder):
             loss, csv_path=csv_path, tensorboard_dir=tensorboard_dir, state_path=state_path
         )
         self.step = float(step)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not isinstance(self.model, ExploratoryGLFModel):
+            raise ValueError(
+                "ExploratoryGLFLogger records an ExploratoryGLFModel's search; received a "
+                f"{type(self.model).__name__} (use prepare_adaptive_glf(..., rule='exp'))"
+            )
+        check_compiled(self.model, self.loss, type(self).__name__)
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs if logs is not None else {}
@@ -596,11 +819,13 @@ class ExploratoryGLFLogger(GLFTrajectoryRecorder):
             "images": raw["glf_images"],
             **stats,
             "score": raw["glf_score"],
+            "ties": int(raw["glf_ties"]),
+            "score_gap": raw["glf_gap"],
         }
         self.record(row, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        for key in self.RAW_KEYS:
+        for key in (*self.RAW_KEYS, f"val_{self.loss.state.name}"):
             (logs or {}).pop(key, None)
         super().on_epoch_end(epoch, logs)
 

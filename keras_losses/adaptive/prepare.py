@@ -52,7 +52,7 @@ def prepare_adaptive_glf(
         run_dir: a ``training.rundir.RunDir`` or a folder path; None writes no files.
         rule_options: keyword arguments of :class:`DeterministicGLFCallback` (det) or of
             :class:`ExploratoryGLFModel` (exp rules: ``step``, ``score_training``, ``bounds``,
-            ``top_k``).
+            ``top_k``, ``tie_tolerance``).
         compile_options: extra ``model.compile`` arguments (e.g. ``jit_compile``).
 
     Returns:
@@ -87,6 +87,8 @@ def prepare_adaptive_glf(
         }
 
     if rule == "det":
+        # loss.state records the batch for the rule and carries the coefficients (GLFState)
+        metrics = with_state(metrics, loss)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_options)
         return model, [DeterministicGLFCallback(loss, **rule_options, **files)]
 
@@ -104,7 +106,23 @@ def prepare_adaptive_glf(
     return wrapped, [ExploratoryGLFLogger(loss, step=wrapped.step, **files)]
 
 
+def with_state(metrics, loss) -> list:
+    """``metrics`` as a list with ``loss.state`` appended, and any other GLF state (one that a
+    reloaded model's compile config brought back, detached from its loss) left out."""
+    from keras_losses.generalized import GLFState
+
+    if isinstance(metrics, dict):
+        raise ValueError(
+            "prepare_adaptive_glf: `metrics` must be a list for a one-output segmentation model; "
+            f"received a dict with keys {sorted(metrics)}"
+        )
+    kept = [m for m in keras.tree.flatten(metrics or []) if not isinstance(m, GLFState)]
+    return [*kept, loss.state]
+
+
 def _check_distribution(model, loss, rule) -> None:
+    if keras.backend.backend() != "tensorflow":
+        return
     import tensorflow as tf
 
     strategy = tf.distribute.get_strategy()

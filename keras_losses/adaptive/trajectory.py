@@ -18,6 +18,9 @@ Both adaptive rules log the same row after every optimization step (one row per 
     alpha_p_bound, ...           where the next value sits: "floor"/"ceiling" (the numeric limits
                                  LIMITS), "lo"/"hi" (a clip bound given by the user) or empty
     score                        exploratory rule only: distance ||p - y|| of the chosen action
+    ties, score_gap              exploratory rule only: candidates within the tie tolerance of
+                                 the best score (1 = no tie; a tie keeps the coefficients) and
+                                 the second-best minus the best score
 
 The rows go to ``glf_trajectory.csv`` (rewritten atomically at every epoch end), to
 TensorBoard scalars ``glf/<name>`` at step = iteration, and the three coefficients of the
@@ -66,6 +69,8 @@ CSV_FIELDS = (
     "guard",
     *BOUND_FIELDS,
     "score",
+    "ties",
+    "score_gap",
 )
 # Only the coefficients go into the Keras logs (progress bar, History, history.csv): the
 # statistics that drive the rule are in glf_trajectory.csv and TensorBoard, one row per step,

@@ -191,7 +191,7 @@ def test_loss_records_per_image_ratios_soft_and_hard():
     y = np.array([[[[1], [1]], [[0], [0]]], [[[0], [0]], [[0], [0]]]], "float32")
     p = np.array([[[[0.9], [0.4]], [[0.6], [0.1]]], [[[0.2], [0.7]], [[0.0], [0.0]]]], "float32")
     loss = keras_losses.GeneralizedLoss(alpha_p=0.5, alpha_n=2.0)
-    loss(y, p)
+    loss.state.update_state(y, p)  # what the compiled state metric does after a step
     # soft: image 1 TP 1.3, FP 0.7, FN 0.7; image 2 TP 0, FP 0.9, FN 0
     # hard (> 0.5): image 1 TP 1, FP 1, FN 1; image 2 TP 0, FP 1, FN 0
     soft = ([1.3, 0.0], [0.7, 0.9], [0.7, 0.0])
@@ -413,7 +413,7 @@ def test_deterministic_counts_are_the_batch_just_trained():
     model, callbacks = prepare_adaptive_glf(net, loss, "det", keras.optimizers.SGD(0.0))
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=callbacks)
     row = callbacks[0].rows[0]
-    p_train = net(x, training=True).numpy()  # batch statistics, as in the step; weights unchanged
+    p_train = keras.ops.convert_to_numpy(net(x, training=True))  # batch statistics, as in the step; weights unchanged
     assert row["tp"] == pytest.approx(float((p_train * y).sum()), rel=1e-4)
     assert row["fp"] == pytest.approx(float((p_train * (1 - y)).sum()), rel=1e-4)
 
@@ -422,7 +422,7 @@ def test_steps_per_execution_is_refused():
     x, y = blobs(4)
     loss = keras_losses.GeneralizedLoss()
     model, callbacks = prepare_adaptive_glf(tiny_unet(), loss, "det", "adam")
-    model.compile(optimizer="adam", loss=loss, steps_per_execution=2)
+    model.compile(optimizer="adam", loss=loss, metrics=[loss.state], steps_per_execution=2)
     with pytest.raises(ValueError, match="steps_per_execution=2"):
         model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=callbacks)
 
@@ -511,7 +511,13 @@ def test_mirrored_strategy_uses_global_counts(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)},
+        # a tf.distribute test: TensorFlow whatever backend the suite runs under
+        env={
+            **os.environ,
+            "KERAS_BACKEND": "tensorflow",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": str(REPO),
+        },
     )
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("GLOBAL")]
     assert line, out.stderr[-3000:]

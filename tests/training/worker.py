@@ -192,7 +192,8 @@ def run(args, strategy, out, loop, resume=None, kill_at="", chief=None):
         # per_image=True: a mean over images, so a global batch split over replicas gives
         # exactly the single-device loss and gradient.
         loss = make_loss(args.loss)
-        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
+        # loss.state records the batch counts the adapting callbacks read
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss, metrics=[loss.state])
     adapt = AdaptCoefficients(loss, update=args.adaptive is None)
     callbacks = [adapt]
     rule = None
