@@ -76,6 +76,14 @@ class GLFState(keras.metrics.Metric):
     Args:
         alpha_p, alpha_n, beta2: initial coefficients (> 0). Default 1.0 each.
         name: metric name. Default "glf_images".
+
+    Example:
+        >>> loss = GeneralizedLoss()
+        >>> y = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]], "float32")  # shape: (1, 2, 2, 1)
+        >>> p = np.array([[[[0.8], [0.4]], [[0.0], [0.0]]]], "float32")
+        >>> loss.state.update_state(y, p)  # what the compiled metric does after each step
+        >>> [round(float(v), 4) for v in ops.convert_to_numpy(loss.state.counts)]  # TP, FP, FN
+        [0.8, 0.4, 0.2]
     """
 
     def __init__(self, alpha_p=1.0, alpha_n=1.0, beta2=1.0, name="glf_images", **kwargs):

@@ -128,7 +128,7 @@ class DeterministicGLFCallback(GLFTrajectoryRecorder):
     """Adapt the GLF coefficients after every train batch by the deterministic rule.
 
     After each optimization step the callback reads what the loss's state recorded about the
-    batch just trained (``loss.counts``, ``hard_counts``, ``ratio_sums``, ``num_images``,
+    batch just trained (``loss.state.counts``, ``hard_counts``, ``ratio_sums``, ``num_images``,
     ``num_pixels``; see :class:`~keras_losses.generalized.GLFState`), forms the three driving
     statistics and multiplies each coefficient by the factor of the band its statistic falls
     in. The model must be compiled with the loss (alone or as a term) and with ``loss.state``
@@ -374,17 +374,17 @@ class DeterministicGLFCallback(GLFTrajectoryRecorder):
 
     def _read_batch(self):
         """Sums and per-image ratio means of the batch just trained, of the kind in use."""
-        loss = self.loss
-        images = float(keras.ops.convert_to_numpy(loss.num_images))
-        variable = loss.counts if self.counts == "soft" else loss.hard_counts
+        state = self.loss.state
+        images = float(keras.ops.convert_to_numpy(state.num_images))
+        variable = state.counts if self.counts == "soft" else state.hard_counts
         tp, fp, fn = (float(v) for v in keras.ops.convert_to_numpy(variable))
         ratio_means = None
         if self.statistic == "per-image":
-            sums = keras.ops.convert_to_numpy(loss.ratio_sums)[0 if self.counts == "soft" else 1]
+            sums = keras.ops.convert_to_numpy(state.ratio_sums)[0 if self.counts == "soft" else 1]
             ratio_means = [float(v) / max(images, 1.0) for v in sums]
         pixels = None
         if self.guard_scale == "area":
-            pixels = float(keras.ops.convert_to_numpy(loss.num_pixels)) / max(images, 1.0)
+            pixels = float(keras.ops.convert_to_numpy(state.num_pixels)) / max(images, 1.0)
         return tp, fp, fn, images, ratio_means, pixels
 
     def on_train_batch_end(self, batch, logs=None):

@@ -133,7 +133,7 @@ def _check_distribution(model, loss, rule) -> None:
             f"prepare_adaptive_glf: rule {rule!r} runs on one replica only; the strategy has "
             f"{strategy.num_replicas_in_sync} replicas (use rule 'det' under tf.distribute)"
         )
-    if not strategy.extended.variable_created_in_scope(loss.counts.value):
+    if not strategy.extended.variable_created_in_scope(loss.state.counts.value):
         raise ValueError(
             "prepare_adaptive_glf: build the GeneralizedLoss inside `strategy.scope()` (as the "
             "model): its counts must be a mirrored SUM variable so that the rule sees the counts "

@@ -132,7 +132,7 @@ def test_counts_variable_holds_last_batch_counts():
     loss = kl.GeneralizedLoss()
     loss.state.update_state(y, p)  # the loss's state metric records a batch, not the loss
     tp, fp, fn = (p * y).sum(), (p * (1 - y)).sum(), ((1 - p) * y).sum()
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.counts), [tp, fp, fn], rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.state.counts), [tp, fp, fn], rtol=1e-5)
 
 
 # ---------------------------------------------------------------- edge cases

@@ -133,7 +133,7 @@ class AdaptCoefficients:
 
                 if not np.isfinite(logs["loss"]):
                     return  # training stops here (fit_model's NaN guard)
-                tp, fp, fn = (float(v) for v in np.asarray(self.loss.counts.numpy()))
+                tp, fp, fn = (float(v) for v in np.asarray(self.loss.state.counts.numpy()))
                 c = self.loss.coefficients
                 if update:
                     self.loss.set_coefficients(
