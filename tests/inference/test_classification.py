@@ -33,6 +33,7 @@ def isic_run(tmp_path):
     model = build_vgg16_classifier((32, 32, 3), len(ISIC_CLASSES), loss_estimator=True, width=0.0625)
     model.save(run / "best.keras")
     (run / "config.json").write_text(json.dumps({"task": "isic", "classes": ISIC_CLASSES, "crop_fraction": 0.85, "sog_power": 6.0}))
+    (run / "COMPLETED").write_text("{}")  # a finished run
     (run / "evaluation" / "metrics.json").write_text(
         json.dumps({"odin": {"temperature": 10.0, "epsilon": 0.001, "threshold": 0.3}})
     )
@@ -61,6 +62,7 @@ def test_nodules_predictor_reads_grayscale_images(tmp_path):
     run.mkdir()
     build_classifier(input_shape=(32, 32, 1)).save(run / "best.keras")
     (run / "config.json").write_text(json.dumps({"task": "nodules", "image_size": 32}))
+    (run / "COMPLETED").write_text("{}")  # a finished run
     paths = write_images(tmp_path / "imgs", 2, (40, 40))
     (tmp_path / "bad.png").write_bytes(b"not a png")
     rows, failures = load_predictor(run).predict_images(

@@ -27,6 +27,7 @@ def run_dir(tmp_path):
     run.mkdir()
     threshold_model(16).save(run / "best.keras")
     (run / "config.json").write_text(json.dumps({"task": "lung", "threshold": 0.5}))
+    (run / "COMPLETED").write_text("{}")  # a finished run
     return run
 
 
@@ -101,6 +102,7 @@ def test_hippocampus_volume_is_cropped_back(tmp_path):
     run.mkdir()
     threshold_model(16).save(run / "best.keras")
     (run / "config.json").write_text(json.dumps({"task": "hippocampus", "max_intensity": 1.0, "clip_percentile": 100}))
+    (run / "COMPLETED").write_text("{}")  # a finished run
     vol = np.zeros((9, 12, 4), np.float32)
     vol[2:5, 3:9, 1] = 10.0
     result = load_predictor(run).predict_volume(vol)
