@@ -44,7 +44,8 @@ setup(
     ],
     extras_require={
         "study": STUDY,
-        # medpy: the reference HD95 that evaluation/surface_distance.py is tested against
-        "test": [*STUDY, "pytest>=8", "hypothesis>=6.100", "ruff>=0.5", "medpy>=0.5"],
+        # medpy: the reference HD95 that evaluation/surface_distance.py is tested against;
+        # jax: the loss tests run again under KERAS_BACKEND=jax
+        "test": [*STUDY, "pytest>=8", "hypothesis>=6.100", "ruff>=0.5", "medpy>=0.5", "jax>=0.4.30"],
     },
 )

@@ -40,8 +40,7 @@ trajectory records, per step, how many candidates tied (``ties``) and the best-t
 (``score_gap``).
 
 Backends: TensorFlow and JAX (under JAX the search is a pure function of the train state, and
-the coefficients travel in it as the compiled ``loss.state``); ``naive`` runs under TensorFlow
-only. Limitations (checked, with clear errors): one replica (the candidate
+the coefficients travel in it as the compiled ``loss.state``). Limitations (checked, with clear errors): one replica (the candidate
 updates would need all-reduced gradients; use the deterministic rule under ``tf.distribute``);
 ``per_image=False`` (the TP/FP factorisation needs pooled counts); no ``sample_weight``; for
 ``exact``/``first-order`` an Adam, AdamW or SGD optimizer without gradient clipping, EMA,
@@ -329,17 +328,15 @@ class ExploratoryGLFModel(keras.Model):
                 f"ExploratoryGLFModel(mode={self.mode!r}) does not support use_ema=True on {name}"
             )
 
+    def _naive_search_stateless(self, x, y, glf):
+        return _naive_search_stateless_impl(self, x, y, glf)
+
     def _check_backend(self):
         backend = keras.backend.backend()
         if backend not in ("tensorflow", "jax"):
             raise ValueError(
                 f"ExploratoryGLFModel runs under the TensorFlow and JAX backends; the Keras "
                 f"backend is {backend!r}"
-            )
-        if backend == "jax" and self.mode == "naive":
-            raise ValueError(
-                "ExploratoryGLFModel(mode='naive') (the 27-copy reference) runs under TensorFlow "
-                "only; under JAX use mode 'exact', 'hybrid' or 'first-order'"
             )
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
@@ -672,6 +669,8 @@ class ExploratoryGLFModel(keras.Model):
 
     def _naive_search(self, x, y, glf):
         """27 real optimizer steps, each from a fresh copy of the pre-step state."""
+        if keras.backend.backend() == "jax":
+            return self._naive_search_stateless(x, y, glf)
         import tensorflow as tf
 
         net, opt = self.network, self.optimizer
@@ -740,6 +739,49 @@ class ExploratoryGLFModel(keras.Model):
         for var, a, b in zip(state, keep_state, best_state, strict=True):
             var.assign(tf.where(keep, a, b))
         return y_pred, tp, fp, fn, decision, cand
+
+
+def _naive_search_stateless_impl(model, x, y, glf):
+    """The naive reference as a pure function (JAX): 27 real optimizer steps, each with
+    ``optimizer.stateless_apply`` from the same pre-step values, unrolled (27 copies of a
+    training step in the compiled graph: a reference, not a fast path)."""
+    import jax
+
+    net, opt = model.network, model.optimizer
+    variables = net.trainable_variables
+    weights = [_snapshot(v) for v in variables]
+    before = [_snapshot(v) for v in net.non_trainable_variables]
+    opt_values = [_snapshot(v) for v in opt.variables]
+    cand = model._candidates(glf)
+    scores, steps = [], []
+    for i in range(len(ACTIONS)):
+
+        def loss_of(w, i=i):
+            p, updated, losses = net.stateless_call(
+                w, before, x, training=True, return_losses=True
+            )
+            p = ops.cast(p, "float32")
+            tp, fp, fn = soft_counts(y, p, per_image=False)
+            value = glf.from_counts(tp, fp, fn, cand[i, 0], cand[i, 1], cand[i, 2], glf.smooth)
+            if losses:
+                value = value + ops.sum(ops.stack([ops.sum(v) for v in losses]))
+            return value, (p, updated, tp, fp, fn)
+
+        grads, aux = jax.grad(loss_of, has_aux=True)(weights)
+        new_weights, new_opt = opt.stateless_apply(opt_values, grads, weights)
+        scoring_state = before if model.score_training else aux[1]
+        out, _ = net.stateless_call(new_weights, scoring_state, x, training=model.score_training)
+        scores.append(mean_distance(out, y))
+        steps.append((new_weights, new_opt))
+    decision = choose_action(ops.stack(scores), model.tie_tolerance)
+    index = decision[0]
+    for k, targets in ((0, variables), (1, opt.variables)):
+        for j, variable in enumerate(targets):
+            variable.assign(ops.take(ops.stack([step[k][j] for step in steps]), index, axis=0))
+    y_pred, updated, tp, fp, fn = aux  # the training pass is the same for every candidate
+    for variable, value in zip(net.non_trainable_variables, updated, strict=True):
+        variable.assign(value)
+    return y_pred, tp, fp, fn, decision, cand
 
 
 @register

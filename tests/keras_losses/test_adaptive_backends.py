@@ -218,12 +218,3 @@ def test_exploratory_compile_carries_the_state_and_drops_a_detached_one():
     assert any(m is loss.state for m in metrics) and not any(m is stale for m in metrics)
 
 
-def test_naive_search_runs_under_tensorflow_and_is_refused_under_jax_before_training():
-    def prepare():
-        return prepare_adaptive_glf(tiny_unet(), keras_losses.GeneralizedLoss(), "exp-naive", "adam")
-
-    if keras.backend.backend() == "jax":
-        with pytest.raises(ValueError, match="TensorFlow only"):
-            prepare()
-    else:
-        assert prepare()[0].mode == "naive"
