@@ -279,10 +279,11 @@ def test_assigned_coefficients_take_effect_in_the_compiled_step():
     y = (rng.random((4, 8, 8, 1)) > 0.7).astype("float32")
     loss = kl.GeneralizedLoss()
     model = tiny_segmenter()
-    model.compile(optimizer="adam", loss=loss)
-    dice = model.evaluate(x, y, verbose=0)  # traces the step with alpha_p = 1
+    # loss.state compiled: the step carries the coefficients (under JAX too)
+    model.compile(optimizer="adam", loss=loss, metrics=[loss.state])
+    dice = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]  # traced with alpha_p = 1
     loss.set_coefficients(alpha_p=5.0)
-    heavier = model.evaluate(x, y, verbose=0)
+    heavier = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
     p = model.predict(x, verbose=0)
     expected = float(kl.GeneralizedLoss(alpha_p=5.0)(y, p))
     assert heavier == pytest.approx(expected, rel=1e-5) and heavier > dice
