@@ -68,8 +68,9 @@ def check_array(
     return problems
 
 
-# A label stored as float (LiTS, scaled NIfTI storage) may sit this close to a whole number.
-LABEL_ROUNDING = 1e-3
+# A label stored as float (LiTS, scaled NIfTI storage) may sit this close to a whole number;
+# 0.5 is never rounded.
+LABEL_ROUNDING = 0.1
 
 
 def check_labels(array, source, labels: Iterable[int], what: str = "label values") -> list[str]:
