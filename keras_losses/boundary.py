@@ -11,7 +11,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_losses._base import SegmentationLoss, check_in_range, check_positive, register
+from keras_losses._base import SegmentationLoss, register
+from keras_losses._checks import check_in_range, check_positive
 from keras_losses.dice import DiceLoss
 from keras_losses.distance_maps import split_distance_maps
 

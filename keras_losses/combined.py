@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from keras_losses._base import SegmentationLoss, check_nonnegative, register
+from keras_losses._base import SegmentationLoss, register
+from keras_losses._checks import check_nonnegative
 
 
 @register

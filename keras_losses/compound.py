@@ -8,13 +8,8 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_losses._base import (
-    OverlapLoss,
-    SegmentationLoss,
-    check_in_range,
-    check_nonnegative,
-    register,
-)
+from keras_losses._base import OverlapLoss, SegmentationLoss, register
+from keras_losses._checks import check_in_range, check_nonnegative
 from keras_losses.crossentropy import (
     BinaryCrossentropyLoss,
     CategoricalCrossentropyLoss,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_losses._base import check_positive, register
+from keras_losses._base import register
+from keras_losses._checks import check_positive
 
 
 def pairwise_squared_distances(embeddings):

@@ -10,13 +10,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_losses._base import (
-    SegmentationLoss,
-    check_class_weights,
-    check_positive,
-    drop_background,
-    register,
-)
+from keras_losses._base import SegmentationLoss, drop_background, register
+from keras_losses._checks import check_class_weights, check_positive
 
 
 def masked_mean(values, weights):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from keras_losses._base import OverlapLoss, check_positive, register
+from keras_losses._base import OverlapLoss, register
+from keras_losses._checks import check_positive
 
 
 @register

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from keras_losses._base import OverlapLoss, check_nonnegative, register
+from keras_losses._base import OverlapLoss, register
+from keras_losses._checks import check_nonnegative
 from keras_losses.crossentropy import log_probabilities, masked_mean
 
 

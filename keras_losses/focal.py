@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from keras_losses._base import (
-    SegmentationLoss,
-    check_bool,
-    check_in_range,
-    check_nonnegative,
-    drop_background,
-    register,
-)
+from keras_losses._base import SegmentationLoss, drop_background, register
+from keras_losses._checks import check_bool, check_in_range, check_nonnegative
 from keras_losses.crossentropy import log_probabilities, masked_mean
 
 

@@ -12,15 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_losses._base import (
-    check_positive,
-    check_shapes,
-    check_unit_interval,
-    register,
-    scale_for_replicas,
-    soft_counts,
-    sum_over_replicas,
-)
+from keras_losses._base import register, scale_for_replicas, soft_counts, sum_over_replicas
+from keras_losses._checks import check_positive, check_shapes, check_unit_interval
 
 # Smoothing of the per-image ratios <TP/FP>, <TP/FN>, P_ap/R_an that the loss records for the
 # adaptive rule (an empty mask with an empty prediction gives 0/0 -> 1, "balanced").

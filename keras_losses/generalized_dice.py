@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_losses._base import OverlapLoss, check_choice, register, scale_for_replicas
+from keras_losses._base import OverlapLoss, register, scale_for_replicas
+from keras_losses._checks import check_choice
 
 WEIGHTINGS = ("square", "simple", "uniform")
 

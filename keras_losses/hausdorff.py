@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_losses._base import SegmentationLoss, check_positive, register
+from keras_losses._base import SegmentationLoss, register
+from keras_losses._checks import check_positive
 from keras_losses.distance_maps import split_distance_maps
 
 

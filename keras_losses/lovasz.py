@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from keras_losses._base import SegmentationLoss, check_bool, check_choice, register
+from keras_losses._base import SegmentationLoss, register
+from keras_losses._checks import check_bool, check_choice
 
 CLASS_CHOICES = ("present", "all")
 LOGIT_CLIP = 1e-7  # probabilities are clipped to [eps, 1 - eps] before they become logits

@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_losses._base import (
+from keras_losses._base import register
+from keras_losses._checks import (
     check_choice,
     check_class_weights,
     check_nonnegative,
     check_positive,
-    register,
 )
 
 PAIR_REDUCTIONS = ("mean", "sum")

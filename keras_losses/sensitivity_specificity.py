@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_losses._base import (
-    SegmentationLoss,
-    check_bool,
-    check_in_range,
-    check_nonnegative,
-    count_axes,
-    mean_over_classes,
-    register,
-)
+from keras_losses._base import SegmentationLoss, count_axes, mean_over_classes, register
+from keras_losses._checks import check_bool, check_in_range, check_nonnegative
 
 
 @register

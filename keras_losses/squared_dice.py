@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_losses._base import (
-    OverlapLoss,
-    class_sums,
-    count_axes,
-    register,
-    sum_over_replicas,
-)
+from keras_losses._base import OverlapLoss, class_sums, count_axes, register, sum_over_replicas
 
 # Small enough not to matter: a batch with any foreground has sum(y^2) >= 1, so s shifts the
 # loss by at most s = 1e-6 (benchmarks/bench_dice_smoothing.py measures it on real batches);

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from keras_losses._base import SegmentationLoss, check_bool, check_in_range, register
+from keras_losses._base import SegmentationLoss, register
+from keras_losses._checks import check_bool, check_in_range
 
 EPSILON = 1e-7  # probabilities are clipped to [eps, 1 - eps] before the log, as in Keras
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_losses._base import OverlapLoss, check_nonnegative, check_positive, register
+from keras_losses._base import OverlapLoss, register
+from keras_losses._checks import check_nonnegative, check_positive
 
 
 @register

@@ -11,7 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_losses._base import OverlapLoss, check_bool, check_in_range, check_nonnegative, register
+from keras_losses._base import OverlapLoss, register
+from keras_losses._checks import check_bool, check_in_range, check_nonnegative
 from keras_losses.crossentropy import masked_mean
 from keras_losses.exp_log import safe_power
 

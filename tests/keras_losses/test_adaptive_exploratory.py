@@ -34,7 +34,7 @@ def test_count_derivatives_match_finite_differences():
     )
     glf = keras_losses.GeneralizedLoss.from_counts
     for i, (ap, an, b2) in enumerate(coeffs.astype("float64")):
-        def value(t, f):
+        def value(t, f, ap=ap, an=an, b2=b2):
             return glf(t, f, y_sum - t, ap, an, b2, 1e-6)
 
         numeric_tp = (value(tp + h, fp) - value(tp - h, fp)) / (2 * h)
