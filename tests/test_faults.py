@@ -390,6 +390,9 @@ SIGNALLER = textwrap.dedent(
     import os, signal, sys
     sys.path.insert(0, sys.argv[1])
     signum, argv = int(sys.argv[2]), sys.argv[3:]
+    # a foreground process, as in a terminal: a parent started in the background (nohup,
+    # `&` in a script) hands SIGINT down ignored, and Python then keeps it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from training import fit
 
     original = fit.StopOnNonFinite.on_train_batch_end
