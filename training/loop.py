@@ -103,7 +103,10 @@ def _make_step(strategy, step_fn):
             value = tf.convert_to_tensor(value)
             if not value.dtype.is_floating:
                 value = tf.cast(value, tf.float32)
-            return context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
+            # A metric whose result() reads a variable gives a tensor without a device, which
+            # the collective cannot place ("destinations can not be empty"); identity puts it
+            # on this replica's device.
+            return context.all_reduce(tf.distribute.ReduceOp.MEAN, tf.identity(value))
 
         return tf.nest.map_structure(mean, outputs)
 

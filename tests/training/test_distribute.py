@@ -156,12 +156,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: since the GLF's coefficients and batch statistics moved into the "
-    "GLFState metric, the multi-worker custom loop stops at its first step with 'destinations "
-    "can not be empty' (the aggregation of its variables is not the cause: measured)",
-)
 def test_two_workers_on_loopback_match_one_process(tmp_path):
     ports = [free_port(), free_port()]
     procs = []
