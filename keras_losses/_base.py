@@ -277,6 +277,31 @@ def scale_for_replicas(value):
     return value if context is None else value / context.num_replicas_in_sync
 
 
+def pooled_mean(values):
+    """The mean of ``values`` over the global batch, as a pooled loss term.
+
+    Sums and counts are all-reduced over the replicas, and the result carries the 1/R of
+    :func:`scale_for_replicas`, so it adds to the other pooled terms of a compound loss.
+    On one device: ``ops.mean(values)``.
+    """
+    if _replica_context() is None:
+        return ops.mean(values)
+    total = sum_over_replicas(ops.sum(values))
+    count = sum_over_replicas(ops.cast(ops.size(values), "float32"))
+    return scale_for_replicas(total / count)
+
+
+def refuse_replicas(loss, why: str, fix: str):
+    """Raise a clear error when ``loss`` runs on more than one replica: for a loss that ranks
+    the pixels of the whole batch, which no replica sees (traced once, before any update)."""
+    context = _replica_context()
+    if context is not None:
+        raise ValueError(
+            f"{type(loss).__name__} {why}, which none of the {context.num_replicas_in_sync} "
+            f"replicas sees whole under tf.distribute: {fix}"
+        )
+
+
 # ---------------------------------------------------------------------- the base class
 class SegmentationLoss(keras.losses.Loss):
     """Base of every segmentation loss: the input convention, masks and the reduction.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_losses._base import SegmentationLoss, register
+from keras_losses._base import SegmentationLoss, pooled_mean, register
 from keras_losses._checks import check_in_range, check_positive
 from keras_losses.dice import DiceLoss
 from keras_losses.distance_maps import split_distance_maps
@@ -125,7 +125,7 @@ class DiceBoundaryLoss(SegmentationLoss):
     def compute(self, y_true, y_pred, sample_weight):
         labels, _ = split_distance_maps(y_true, y_pred.shape[-1])
         dice = self.dice.compute(labels, y_pred, sample_weight)  # pooled over the batch
-        boundary = ops.mean(self.boundary.compute(y_true, y_pred, sample_weight))
+        boundary = pooled_mean(self.boundary.compute(y_true, y_pred, sample_weight))
         alpha = ops.convert_to_tensor(self.alpha)
         return alpha * dice + (1.0 - alpha) * boundary
 

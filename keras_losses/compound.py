@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_losses._base import OverlapLoss, SegmentationLoss, register
+from keras_losses._base import OverlapLoss, SegmentationLoss, pooled_mean, register
 from keras_losses._checks import check_in_range, check_nonnegative
 from keras_losses.crossentropy import (
     BinaryCrossentropyLoss,
@@ -51,7 +51,7 @@ class _DicePlus(OverlapLoss):
         dice = self._dice().compute(y_true, y_pred, sample_weight)
         pixel = self.pixel_term(channels).compute(y_true, y_pred, sample_weight)
         if not self.per_image:
-            pixel = ops.mean(pixel)  # a scalar, like the pooled Dice
+            pixel = pooled_mean(pixel)  # a scalar over the global batch, like the pooled Dice
         return self.dice_weight * dice + self.pixel_weight * pixel
 
 
@@ -294,7 +294,7 @@ class ComboLoss(OverlapLoss):
         bce = -(self.beta * labels * log_p + (1.0 - self.beta) * (1.0 - labels) * log_not_p)
         ce = masked_mean(bce, weights)
         if not self.per_image:
-            ce = ops.mean(ce)
+            ce = pooled_mean(ce)
         return self.alpha * ce - (1.0 - self.alpha) * dsc
 
     def get_config(self):

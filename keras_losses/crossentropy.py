@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_losses._base import SegmentationLoss, drop_background, register
+from keras_losses._base import SegmentationLoss, drop_background, register, sum_over_replicas
 from keras_losses._checks import check_class_weights, check_positive
 
 
@@ -20,15 +20,16 @@ def masked_mean(values, weights):
     ``values`` (batch, *spatial, K) and ``weights`` broadcastable to it (or None: the plain
     mean per image). With weights, image i returns sum_i(w l) / (sum(w) / batch), so the
     base class's mean over images is the weighted mean over every pixel of the batch (0 when
-    every weight is 0).
+    every weight is 0). Under ``tf.distribute`` sum(w) and the batch size are those of the
+    global batch, so the replicas together give the one-device value.
     """
     axes = tuple(range(1, len(values.shape)))
     if weights is None:
         return ops.mean(values, axis=axes)
     w = ops.broadcast_to(ops.cast(weights, "float32"), ops.shape(values))
     per_image = ops.sum(w * values, axis=axes)
-    batch = ops.cast(ops.shape(values)[0], "float32")
-    total = ops.sum(w) / ops.maximum(batch, 1.0)
+    batch = sum_over_replicas(ops.cast(ops.shape(values)[0], "float32"))
+    total = sum_over_replicas(ops.sum(w)) / ops.maximum(batch, 1.0)
     return ops.where(total > 0, per_image / ops.where(total > 0, total, 1.0), 0.0)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from keras_losses._base import OverlapLoss, register
+from keras_losses._base import OverlapLoss, pooled_mean, register
 from keras_losses._checks import check_nonnegative
 from keras_losses.crossentropy import log_probabilities, masked_mean
 
@@ -118,7 +118,7 @@ class ExpLogLoss(OverlapLoss):
             pixel = pixel * ops.convert_to_tensor(np.asarray(self.label_weights, "float32"))
         ce_term = masked_mean(ops.sum(pixel, axis=-1, keepdims=True), weights)
         if not self.per_image:
-            ce_term = ops.mean(ce_term)
+            ce_term = pooled_mean(ce_term)
         return self.w_dice * dice_term + self.w_ce * ce_term
 
     def get_config(self):

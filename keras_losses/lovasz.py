@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from keras_losses._base import SegmentationLoss, register
+from keras_losses._base import SegmentationLoss, refuse_replicas, register
 from keras_losses._checks import check_bool, check_choice
 
 CLASS_CHOICES = ("present", "all")
@@ -67,7 +67,8 @@ class LovaszSoftmaxLoss(SegmentationLoss):
     Args:
         classes: "present" (default) or "all".
         per_image: one loss per image (True) or the whole batch's pixels at once (False,
-            default, as Berman et al.'s ``per_image=False``).
+            default, as Berman et al.'s ``per_image=False``). Under ``tf.distribute`` with
+            several replicas only ``per_image=True`` runs (a clear error otherwise).
         from_logits, activation, include_background, ignore_class: the input convention of
             :class:`keras_losses._base.SegmentationLoss` (defaults False, "auto", True, None);
             a pixel mask leaves the masked pixels out (weights > 0 count as 1).
@@ -101,6 +102,10 @@ class LovaszSoftmaxLoss(SegmentationLoss):
         return self.per_image
 
     def compute(self, y_true, y_pred, sample_weight):
+        if not self.per_image:
+            refuse_replicas(
+                self, "sorts the errors of the whole batch (per_image=False)", "use per_image=True"
+            )
         y, p, w = self.prepare(y_true, y_pred, sample_weight)
         valid = ops.ones_like(p[..., 0]) if w is None else ops.cast(w[..., 0] > 0, "float32")
         v = _rows(valid, self.per_image)  # (rows, n)
@@ -134,7 +139,8 @@ class LovaszHingeLoss(SegmentationLoss):
 
     Args:
         per_image: one loss per image (True, default, as Berman et al.'s ``lovasz_hinge``) or
-            the whole batch's pixels at once (False).
+            the whole batch's pixels at once (False; not under ``tf.distribute`` with several
+            replicas).
         from_logits: ``y_pred`` holds logits (the paper's setting). Default False.
         ignore_class: label value of void pixels. Default None. A pixel mask leaves the masked
             pixels out (weights > 0 count as 1).
@@ -164,6 +170,10 @@ class LovaszHingeLoss(SegmentationLoss):
             raise ValueError(
                 f"LovaszHingeLoss is binary: `y_pred` must have one channel; received shape "
                 f"{tuple(y_pred.shape)} (use LovaszSoftmaxLoss for several classes)"
+            )
+        if not self.per_image:
+            refuse_replicas(
+                self, "sorts the errors of the whole batch (per_image=False)", "use per_image=True"
             )
         y, p, w = self.prepare(y_true, y_pred, sample_weight)
         if self.from_logits:

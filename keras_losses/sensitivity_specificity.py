@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_losses._base import SegmentationLoss, count_axes, mean_over_classes, register
+from keras_losses._base import (
+    SegmentationLoss,
+    count_axes,
+    mean_over_classes,
+    register,
+    scale_for_replicas,
+    sum_over_replicas,
+)
 from keras_losses._checks import check_bool, check_in_range, check_nonnegative
 
 
@@ -63,11 +70,18 @@ class SensitivitySpecificityLoss(SegmentationLoss):
         w = ops.ones_like(p[..., :1]) if w is None else w
         axis = count_axes(len(p.shape), self.per_image, per_class=True)
         sq = ops.square(y - p) * w  # (batch, *spatial, C)
-        sens = ops.sum(sq * y, axis=axis) / (ops.sum(y * w, axis=axis) + self.smooth)
-        spec = ops.sum(sq * (1.0 - y), axis=axis) / (
-            ops.sum((1.0 - y) * w, axis=axis) + self.smooth
-        )
-        return mean_over_classes(self.r * sens + (1.0 - self.r) * spec)
+        sums = [
+            ops.sum(sq * y, axis=axis),
+            ops.sum(y * w, axis=axis),
+            ops.sum(sq * (1.0 - y), axis=axis),
+            ops.sum((1.0 - y) * w, axis=axis),
+        ]
+        if not self.per_image:  # sums of the global batch under tf.distribute
+            sums = [sum_over_replicas(s) for s in sums]
+        sens = sums[0] / (sums[1] + self.smooth)
+        spec = sums[2] / (sums[3] + self.smooth)
+        value = mean_over_classes(self.r * sens + (1.0 - self.r) * spec)
+        return value if self.per_image else scale_for_replicas(value)
 
     def get_config(self):
         return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from keras_losses._base import SegmentationLoss, register
+from keras_losses._base import SegmentationLoss, refuse_replicas, register
 from keras_losses._checks import check_bool, check_in_range
 
 EPSILON = 1e-7  # probabilities are clipped to [eps, 1 - eps] before the log, as in Keras
@@ -56,7 +56,9 @@ class TopKCrossEntropyLoss(SegmentationLoss):
         k: percentage of the hardest pixels kept, in (0, 100]. Default 10 (the TopK10 of Ma et
             al. 2021 and nnU-Net; k = 100 is plain cross-entropy).
         per_image: rank the pixels of each image (True) or of the whole batch (False, default,
-            as nnU-Net's TopK loss).
+            as nnU-Net's TopK loss). Under ``tf.distribute`` with several replicas only
+            ``per_image=True`` runs (no replica holds the whole batch to rank; a clear error
+            otherwise).
         from_logits, activation, include_background, ignore_class: the input convention of
             :class:`keras_losses._base.SegmentationLoss` (defaults False, "auto", True, None);
             ``include_background=False`` leaves channel 0 out of the sum over classes.
@@ -87,6 +89,10 @@ class TopKCrossEntropyLoss(SegmentationLoss):
         return self.per_image
 
     def compute(self, y_true, y_pred, sample_weight):
+        if not self.per_image:
+            refuse_replicas(
+                self, "ranks the pixels of the whole batch (per_image=False)", "use per_image=True"
+            )
         labels, probs, weights = self.prepare(y_true, y_pred, sample_weight)
         ce = pixel_cross_entropy(labels, probs)  # (batch, *spatial)
         valid = ops.ones_like(ce) if weights is None else ops.cast(weights[..., 0] > 0, "float32")
@@ -156,6 +162,11 @@ class DiceTopKLoss(SegmentationLoss):
         return False
 
     def compute(self, y_true, y_pred, sample_weight):
+        refuse_replicas(
+            self,
+            "ranks the pixels of the whole batch",
+            "combine DiceLoss and TopKCrossEntropyLoss(per_image=True) with CombinedLoss",
+        )
         return self.dice.compute(y_true, y_pred, sample_weight) + self.topk.compute(
             y_true, y_pred, sample_weight
         )

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_losses._base import OverlapLoss, register
+from keras_losses._base import OverlapLoss, pooled_mean, register
 from keras_losses._checks import check_bool, check_in_range, check_nonnegative
 from keras_losses.crossentropy import masked_mean
 from keras_losses.exp_log import safe_power
@@ -58,7 +58,7 @@ class _UnifiedFocalBase(OverlapLoss):
             factor = ops.concatenate([factor[..., :1], ops.ones_like(factor[..., 1:])], axis=-1)
         terms = ops.convert_to_tensor(self.class_deltas(channels)) * factor * ce
         values = masked_mean(ops.sum(self.keep(terms), axis=-1, keepdims=True), weights)
-        return values if self.per_image else ops.mean(values)
+        return values if self.per_image else pooled_mean(values)
 
     def tversky_term(self, labels, probs, weights, enhance_background: bool, gamma: float):
         """mean_c of (1 - mTI_c)^(1 - gamma) (the background without the exponent when
