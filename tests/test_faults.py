@@ -312,6 +312,29 @@ def test_a_well_formed_tf_config_is_reported(capsys, monkeypatch):
     assert "TF_CONFIG: this process is worker 1 of 2 workers, not the chief" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("module", [train, evaluate, reproduce, predict])
+def test_another_keras_backend_is_refused_before_any_work(capsys, monkeypatch, tmp_path, module):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    out = tmp_path / "run"
+    argv = {
+        train: ["--task", "lung", "--loss", "dice", "--out", out],
+        evaluate: [out],
+        reproduce: ["glf-lung", "--out", out],
+        predict: [out, tmp_path],
+    }[module]
+    status, err = run_cli(capsys, module, argv)
+    assert_one_error(status, err, "TensorFlow backend", "'jax'", "KERAS_BACKEND=tensorflow")
+    assert not out.exists()
+
+
+def test_fit_model_refuses_another_keras_backend(monkeypatch, tmp_path):
+    from training.fit import fit_model
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match="needs the TensorFlow backend"):
+        fit_model(keras.Sequential(), None, None, run_dir=None, epochs=1)
+
+
 def test_a_split_with_a_case_in_two_parts(tmp_path):
     from data.ct import _load_split
     from data.validate import DataError

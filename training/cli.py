@@ -194,6 +194,7 @@ def run(
     try:
         if not {"-h", "--help"} & set(argv):
             quiet_tensorflow_startup()
+            require_tensorflow_backend()
         status = main(argv)
         return 0 if status is None else int(status)
     except KeyboardInterrupt as err:
@@ -296,6 +297,20 @@ _STARTUP_NOISE = (
     "To enable the following instructions",
     "TF-TRT Warning",
 )
+
+
+def require_tensorflow_backend() -> None:
+    """Refuse another Keras backend before any work: the study commands read their data with
+    ``tf.data`` and train under ``tf.distribute``."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise UserError(
+            f"the study commands run on the TensorFlow backend, but Keras is set to {backend!r} "
+            "(KERAS_BACKEND or ~/.keras/keras.json): run them with KERAS_BACKEND=tensorflow; the "
+            "losses and callbacks of keras_losses also run on JAX in your own model.fit"
+        )
 
 
 def quiet_tensorflow_startup() -> None:

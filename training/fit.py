@@ -435,6 +435,12 @@ def fit_model(
     """
     from training import strategy as strategies
 
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"fit_model trains with tf.data and tf.distribute, so it needs the TensorFlow "
+            f"backend; Keras runs on {keras.backend.backend()!r}: use model.fit with the "
+            "keras_losses callbacks there, or KERAS_BACKEND=tensorflow"
+        )
     if loop not in ("auto", "fit", "custom"):
         raise ValueError(f"loop must be 'auto', 'fit' or 'custom'; received {loop!r}")
     strategy = _check_distribution(model, strategy)
