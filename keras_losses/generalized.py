@@ -12,8 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_losses._base import register, scale_for_replicas, soft_counts, sum_over_replicas
-from keras_losses._checks import check_positive, check_shapes, check_unit_interval
+from keras_losses._base import OverlapLoss, register, soft_counts
+from keras_losses._checks import check_positive
 
 # Smoothing of the per-image ratios <TP/FP>, <TP/FN>, P_ap/R_an that the loss records for the
 # adaptive rule (an empty mask with an empty prediction gives 0/0 -> 1, "balanced").
@@ -35,6 +35,19 @@ def image_ratios(tp, fp, fn, alpha_p, alpha_n, eps: float = RATIO_EPS):
         (tp + eps) / (fn + eps),
         (tp + alpha_n * fn + eps) / (tp + alpha_p * fp + eps),
     )
+
+
+def glf_from_counts(tp, fp, fn, alpha_p, alpha_n, beta2, smooth_nr, smooth_dr=None):
+    """The GLF value from soft counts (any broadcastable shapes; ``smooth_dr`` defaults to
+    ``smooth_nr``).
+
+    Formula:
+        L = 1 - ((1 + beta2) TP + s_nr) / ((1 + beta2) TP + alpha_p FP + beta2 alpha_n FN + s_dr)
+    """
+    smooth_dr = smooth_nr if smooth_dr is None else smooth_dr
+    num = (1.0 + beta2) * tp
+    den = num + alpha_p * fp + beta2 * alpha_n * fn
+    return 1.0 - (num + smooth_nr) / (den + smooth_dr)
 
 
 def _shortest_float(variable) -> float:
@@ -116,6 +129,12 @@ class GLFState(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Record this replica's batch statistics (see the class docstring)."""
+        if y_pred.shape[-1] not in (1, None):
+            raise ValueError(
+                f"GLFState records the statistics of a binary segmentation (one channel of "
+                f"probabilities) for the adaptive GLF rules; received y_pred.shape="
+                f"{tuple(y_pred.shape)}"
+            )
         y_true = ops.stop_gradient(ops.cast(y_true, "float32"))
         y_pred = ops.stop_gradient(ops.cast(y_pred, "float32"))
         alpha_p = ops.convert_to_tensor(self.alpha_p)
@@ -156,22 +175,31 @@ class GLFState(keras.metrics.Metric):
 
 
 @register
-class GeneralizedLoss(keras.losses.Loss):
-    """Generalized loss function (GLF) for imbalanced binary segmentation.
+class GeneralizedLoss(OverlapLoss):
+    """Generalized loss function (GLF) for imbalanced segmentation, per class or pooled.
 
-    Formula:
-        P_ap = TP / (TP + alpha_p * FP)          # weighted precision
-        R_an = TP / (TP + alpha_n * FN)          # weighted recall
-        L    = 1 - (1 + beta2) / (1 / P_ap + beta2 / R_an)
-             = 1 - ((1 + beta2) TP + s) / ((1 + beta2) TP + alpha_p FP + beta2 alpha_n FN + s)
+    Formula (per class c; counts over the pixels of the batch, or of one image):
+        P_ap = TP_c / (TP_c + alpha_p FP_c)          # weighted precision
+        R_an = TP_c / (TP_c + alpha_n FN_c)          # weighted recall
+        L_c  = 1 - (1 + beta2) / (1 / P_ap + beta2 / R_an)
+             = 1 - ((1 + beta2) TP_c + s_nr) / ((1 + beta2) TP_c + alpha_p FP_c
+                                                 + beta2 alpha_n FN_c + s_dr)
+        L    = sum_c w_c L_c / sum_c w_c             (class_reduction="mean")
 
-    with soft counts TP = sum(p y), FP = sum(p (1 - y)), FN = sum((1 - p) y) and the
-    smoothing constant s. The GLF is a Tversky loss 1 - TP / (TP + a FP + b FN) with
-    a = alpha_p / (1 + beta2) and b = beta2 alpha_n / (1 + beta2). Special cases:
-    Dice (alpha_p = alpha_n = beta2 = 1), Effectiveness (alpha_p = alpha_n = 1, any beta2),
-    Tversky (beta2 = 1, any alpha_p, alpha_n).
+    with soft counts TP = sum(p y), FP = sum(p (1 - y)), FN = sum((1 - p) y), smoothing s_nr,
+    s_dr and class weights w_c (1 without ``class_weights``). ``class_reduction="pooled"``
+    sums each count over the channels (weighted by w_c) first and gives one L. The three
+    coefficients are shared by every class. For one channel (the binary case of the paper)
+    L = L_1 and every class argument leaves the value alone.
 
-    Empty prediction on an empty label (TP = FP = FN = 0) gives L = 0: perfect agreement.
+    The GLF is a Tversky loss 1 - TP / (TP + a FP + b FN) with a = alpha_p / (1 + beta2) and
+    b = beta2 alpha_n / (1 + beta2). Special cases: Dice (alpha_p = alpha_n = beta2 = 1),
+    Effectiveness (alpha_p = alpha_n = 1, any beta2), Tversky (beta2 = 1, any alpha_p,
+    alpha_n). Not the Generalized Dice loss of Sudre et al. (:class:`GeneralizedDiceLoss`),
+    which weighs classes by their inverse squared volume.
+
+    Empty prediction on an empty label (TP = FP = FN = 0) gives L_c = 0 when s_nr = s_dr:
+    perfect agreement.
 
     The three coefficients are non-trainable ``keras.Variable``s held by ``loss.state`` (a
     :class:`GLFState` metric), so a callback or train step can ``assign`` them during ``fit``
@@ -182,14 +210,16 @@ class GeneralizedLoss(keras.losses.Loss):
     saved with the model weights: ``get_config`` carries their current values instead, and a
     saved model reloads with the coefficients it had when it was saved.
 
+    The adaptive rules adapt the binary GLF of the paper: one sigmoid channel of probabilities
+    (``from_logits=False``, no ``ignore_class``); they refuse any other configuration before
+    training starts. The batch statistics they read (``counts``, ``hard_counts``,
+    ``ratio_sums``, ``num_images``, ``num_pixels``) are recorded by ``loss.state`` when it is
+    compiled as a metric, not by the loss: a fixed GLF computes its value and nothing else.
+
     Under ``tf.distribute`` with R replicas, pooled counts are summed over the replicas (a
     differentiable all-reduce) and the value is divided by R, because Keras divides per-sample
     losses by R but returns a scalar loss unchanged: the gradient then equals one device's on
     the global batch.
-
-    The batch statistics the adaptive rules read (``counts``, ``hard_counts``, ``ratio_sums``,
-    ``num_images``, ``num_pixels``) are recorded by ``loss.state`` when it is compiled as a
-    metric, not by the loss: a fixed GLF computes its value and nothing else.
 
     Args:
         alpha_p: weight of false positives in the weighted precision (> 0). Default 1.0.
@@ -197,16 +227,21 @@ class GeneralizedLoss(keras.losses.Loss):
         beta2: beta^2, relative weight of recall against precision (> 0). Default 1.0.
         per_image: if False (default), pool TP/FP/FN over the whole batch (the paper's
             batch-averaged statistics) and return one value; if True, compute the loss per
-            image and let the base class average it.
-        smooth: smoothing constant s added to numerator and denominator. Default 1.0: it
-            bounds the gradient at an empty prediction on an empty mask to alpha_p / s per
-            pixel (finite in float16), and is small beside the pooled counts of a batch.
+            image and let the base class average it (MONAI's ``batch=False``).
+        smooth: shorthand for ``smooth_nr = smooth_dr = smooth``. Default 1.0: it bounds the
+            gradient at an empty prediction on an empty mask to alpha_p / s per pixel (finite
+            in float16), and is small beside the pooled counts of a batch.
+        smooth_nr, smooth_dr: numerator and denominator smoothing (MONAI's names). Default None
+            (= ``smooth``).
+        from_logits, activation, include_background, ignore_class, class_weights,
+        class_reduction: the input convention of :class:`keras_losses._base.OverlapLoss`
+            (defaults False, "auto", True, None, None, "mean").
         name, reduction, dtype: as for ``keras.losses.Loss``.
 
     Reference:
         S. Seo, M. Bassenne, L. Xing, "Closing the gap between deep neural network modeling
         and biomedical decision-making metrics in segmentation via adaptive loss functions",
-        IEEE TMI 40(2), 2021, eq. (1).
+        IEEE TMI 40(2), 2021, eq. (1) (binary; the per-class mean is this library's convention).
 
     Example:
         >>> loss = GeneralizedLoss(alpha_p=1.0, alpha_n=1.0, beta2=1.0, smooth=0.0)  # Dice
@@ -214,10 +249,12 @@ class GeneralizedLoss(keras.losses.Loss):
         >>> p = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
         >>> round(float(loss(y, p)), 4)   # 1 - 2*1 / (2*1 + 1 + 0)
         0.3333
+        >>> labels = np.array([[[0, 1], [2, 2]]])               # shape: (1, 2, 2), 3 classes
+        >>> probs = np.eye(3)[[[[0, 1], [2, 1]]]]               # one pixel of class 2 as 1
+        >>> loss = GeneralizedLoss(alpha_p=2.0, smooth=0.0, include_background=False)
+        >>> round(float(loss(labels, probs)), 4)   # mean(1 - 2/(2 + 2*1), 1 - 2/(2 + 1))
+        0.4167
     """
-
-    # Pooled counts are all-reduced over replicas here (training.fit checks this flag).
-    global_batch = True
 
     def __init__(
         self,
@@ -226,16 +263,19 @@ class GeneralizedLoss(keras.losses.Loss):
         beta2: float = 1.0,
         per_image: bool = False,
         smooth: float = 1.0,
+        smooth_nr: float | None = None,
+        smooth_dr: float | None = None,
         name: str = "generalized_loss",
-        reduction: str = "sum_over_batch_size",
-        dtype=None,
         **kwargs,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype, **kwargs)
-        self.per_image = bool(per_image)
-        self.smooth = float(smooth)
-        if self.smooth < 0:
-            raise ValueError(f"`smooth` must be >= 0; received {smooth}")
+        super().__init__(
+            per_image=per_image,
+            smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
+            name=name,
+            **kwargs,
+        )
         # Non-trainable state that the adaptive rules assign between steps, and the batch
         # statistics they read: a metric, so that a train step can carry it (see GLFState).
         self.state = GLFState(alpha_p, alpha_n, beta2)
@@ -243,7 +283,6 @@ class GeneralizedLoss(keras.losses.Loss):
         self.alpha_p_var = self.state.alpha_p
         self.alpha_n_var = self.state.alpha_n
         self.beta2_var = self.state.beta2
-        self.counts = self.state.counts
         self.hard_counts = self.state.hard_counts
         self.ratio_sums = self.state.ratio_sums
         self.num_images = self.state.num_images
@@ -270,38 +309,23 @@ class GeneralizedLoss(keras.losses.Loss):
                 var.assign(check_positive(name, value))
 
     # ------------------------------------------------------------------ loss
-    @staticmethod
-    def from_counts(tp, fp, fn, alpha_p, alpha_n, beta2, smooth):
-        """The GLF value from soft counts (any broadcastable shapes)."""
-        num = (1.0 + beta2) * tp
-        den = num + alpha_p * fp + beta2 * alpha_n * fn
-        return 1.0 - (num + smooth) / (den + smooth)
-
-    def record_batch(self, y_true, y_pred) -> None:
-        """Record this replica's batch statistics in ``loss.state`` (see :class:`GLFState`),
-        as the compiled state metric does after every step."""
-        self.state.update_state(y_true, y_pred)
-
-    def call(self, y_true, y_pred):
-        check_shapes(y_true, y_pred, type(self).__name__)
-        check_unit_interval("y_true", y_true, type(self).__name__)
-        tp, fp, fn = soft_counts(y_true, y_pred, per_image=self.per_image)
-        if not self.per_image:
-            # Pool over the GLOBAL batch: every replica computes the one-device loss.
-            tp, fp, fn = sum_over_replicas(tp), sum_over_replicas(fp), sum_over_replicas(fn)
-        value = self.from_counts(
+    def from_counts(self, tp, fp, fn):
+        """The GLF of each class from its soft counts, under the current coefficients."""
+        return glf_from_counts(
             tp,
             fp,
             fn,
             ops.convert_to_tensor(self.alpha_p_var),
             ops.convert_to_tensor(self.alpha_n_var),
             ops.convert_to_tensor(self.beta2_var),
-            self.smooth,
+            self.smooth_nr,
+            self.smooth_dr,
         )
-        return value if self.per_image else scale_for_replicas(value)
+
+    def record_batch(self, y_true, y_pred) -> None:
+        """Record this replica's batch statistics in ``loss.state`` (see :class:`GLFState`),
+        as the compiled state metric does after every step."""
+        self.state.update_state(y_true, y_pred)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(self.coefficients)
-        config.update({"per_image": self.per_image, "smooth": self.smooth})
-        return config
+        return {**super().get_config(), **self.coefficients}

@@ -41,10 +41,52 @@ def compiled_metrics(model) -> list:
     return found
 
 
+def output_channels(model) -> int | None:
+    """The size of the last axis of the model's (or a wrapped ``.network``'s) output, or None
+    when the model has no symbolic output yet."""
+    network = getattr(model, "network", model)
+    try:
+        outputs = network.outputs
+    except (AttributeError, ValueError):
+        return None
+    if not outputs:
+        return None
+    return outputs[0].shape[-1]
+
+
+def check_binary(loss, who: str, model=None) -> None:
+    """Raise a ValueError unless ``loss`` (and ``model``'s output, when known) is the binary
+    GLF the adaptive rules adapt: one channel of probabilities, no ignore label.
+
+    The rules read pooled soft counts of the network's output (``loss.state`` records them, and
+    the exploratory search counts them itself); counts of logits, of several classes or of
+    void pixels would drive the coefficients with wrong statistics.
+    """
+    if loss.from_logits:
+        raise ValueError(
+            f"{who}: the adaptive GLF rules read counts of probabilities; received a "
+            "GeneralizedLoss with from_logits=True. End the network with a sigmoid and use "
+            "from_logits=False"
+        )
+    if loss.ignore_class is not None:
+        raise ValueError(
+            f"{who}: the adaptive GLF rules count every pixel; received a GeneralizedLoss with "
+            f"ignore_class={loss.ignore_class}. Use ignore_class=None"
+        )
+    channels = None if model is None else output_channels(model)
+    if channels not in (1, None):
+        raise ValueError(
+            f"{who}: the adaptive GLF rules adapt the binary GLF (Seo et al.: one sigmoid "
+            f"output channel); the model outputs {channels} channels. Train a multi-class "
+            "model with a fixed GeneralizedLoss (per-class counts), or one output channel"
+        )
+
+
 def check_compiled(model, loss, who: str) -> None:
     """Raise a ValueError unless ``model`` is compiled with ``loss`` (or a loss that holds it)
     and with ``loss.state`` among its metrics (what records the batch and, under JAX, carries
-    the coefficients through the compiled step)."""
+    the coefficients through the compiled step), and that the loss and model are binary
+    (:func:`check_binary`)."""
     if not getattr(model, "compiled", False):
         raise ValueError(f"{who}: the model is not compiled; compile it with the rule's loss")
     compiled = getattr(model, "loss", None)
@@ -63,3 +105,4 @@ def check_compiled(model, loss, who: str) -> None:
             "JAX) carries the coefficients it sets; compile with "
             "`metrics=[..., loss.state]` (prepare_adaptive_glf does this)"
         )
+    check_binary(loss, who, model)

@@ -56,7 +56,7 @@ import numpy as np
 from keras import ops
 
 from keras_losses._base import register, soft_counts
-from keras_losses.adaptive.compiled import check_compiled
+from keras_losses.adaptive.compiled import check_binary, check_compiled
 from keras_losses.adaptive.trajectory import (
     COEFFICIENTS,
     LIMITS,
@@ -64,6 +64,7 @@ from keras_losses.adaptive.trajectory import (
     bound_state,
     glf_statistics,
 )
+from keras_losses.generalized import glf_from_counts
 
 MODES = ("exact", "hybrid", "first-order", "naive")
 # Fig. 2a: each coefficient -10 %, unchanged or +10 %.
@@ -135,18 +136,20 @@ def _tied(scores, tolerance) -> bool:
     return int(np.sum(scores <= np.float32(best + tol))) > 1
 
 
-def glf_count_derivatives(tp, fp, fn, alpha_p, alpha_n, beta2, smooth):
+def glf_count_derivatives(tp, fp, fn, alpha_p, alpha_n, beta2, smooth, smooth_dr=None):
     """dL/dTP and dL/dFP of the pooled GLF with FN = sum(y) - TP held to the labels.
 
-    Formula (N = (1+beta2) TP, D = N + alpha_p FP + beta2 alpha_n FN, L = 1 - (N+s)/(D+s)):
-        dL/dTP = -[(1+beta2)(D+s) - (N+s)(1+beta2 - beta2 alpha_n)] / (D+s)^2
-        dL/dFP = (N+s) alpha_p / (D+s)^2
+    Formula (N = (1+beta2) TP, D = N + alpha_p FP + beta2 alpha_n FN,
+    L = 1 - (N+s)/(D+s_dr), s the numerator smoothing, s_dr = s unless given):
+        dL/dTP = -[(1+beta2)(D+s_dr) - (N+s)(1+beta2 - beta2 alpha_n)] / (D+s_dr)^2
+        dL/dFP = (N+s) alpha_p / (D+s_dr)^2
     Coefficients may be vectors (one entry per candidate action).
     """
+    smooth_dr = smooth if smooth_dr is None else smooth_dr
     num = (1.0 + beta2) * tp
     den = num + alpha_p * fp + beta2 * alpha_n * fn
-    d2 = ops.square(den + smooth)
-    d_tp = -((1.0 + beta2) * (den + smooth) - (num + smooth) * (1.0 + beta2 - beta2 * alpha_n)) / d2
+    d2 = ops.square(den + smooth_dr)
+    d_tp = -((1.0 + beta2) * (den + smooth_dr) - (num + smooth) * (1.0 + beta2 - beta2 * alpha_n)) / d2
     d_fp = (num + smooth) * alpha_p / d2
     return d_tp, d_fp
 
@@ -295,6 +298,7 @@ class ExploratoryGLFModel(keras.Model):
                 "ExploratoryGLFModel needs a GeneralizedLoss with per_image=False (the search "
                 "factorises the gradient through the pooled TP and FP); received per_image=True"
             )
+        check_binary(loss, "ExploratoryGLFModel", self)
         return loss
 
     def _check_optimizer(self):
@@ -347,6 +351,7 @@ class ExploratoryGLFModel(keras.Model):
 
         self._check_backend()
         if isinstance(loss, GeneralizedLoss):
+            check_binary(loss, "ExploratoryGLFModel", self)
             metrics = with_state(metrics, loss)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
@@ -457,7 +462,9 @@ class ExploratoryGLFModel(keras.Model):
         index, score, ties, gap = decision
         used = self._candidates(glf)[KEEP_ACTION]
         chosen = cand[index]
-        loss_value = glf.from_counts(tp, fp, fn, used[0], used[1], used[2], glf.smooth)
+        loss_value = glf_from_counts(
+            tp, fp, fn, used[0], used[1], used[2], glf.smooth_nr, glf.smooth_dr
+        )
         self._loss_tracker.update_state(loss_value, sample_weight=ops.shape(y)[0])
         # before the assignments: loss.state records the ratios under the used coefficients
         logs = dict(self.compute_metrics(x, y, y_pred, sample_weight=None))
@@ -548,7 +555,7 @@ class ExploratoryGLFModel(keras.Model):
         g_reg = grads.get("reg")
         cand = self._candidates(glf)  # (27, 3)
         d_tp, d_fp = glf_count_derivatives(
-            tp, fp, fn, cand[:, 0], cand[:, 1], cand[:, 2], glf.smooth
+            tp, fp, fn, cand[:, 0], cand[:, 1], cand[:, 2], glf.smooth_nr, glf.smooth_dr
         )
 
         def grads_of(i):
@@ -634,7 +641,7 @@ class ExploratoryGLFModel(keras.Model):
         g_tp, g_fp = grads["tp"], grads["fp"]
         cand = self._candidates(glf)
         d_tp, d_fp = glf_count_derivatives(
-            tp, fp, fn, cand[:, 0], cand[:, 1], cand[:, 2], glf.smooth
+            tp, fp, fn, cand[:, 0], cand[:, 1], cand[:, 2], glf.smooth_nr, glf.smooth_dr
         )
         # as in the train step: training mode reuses the step's state (its dropout mask),
         # inference mode the moving averages after the training pass
@@ -687,7 +694,9 @@ class ExploratoryGLFModel(keras.Model):
             with tf.GradientTape() as tape:
                 y_pred = net(x, training=True)
                 tp, fp, fn = soft_counts(y, y_pred, per_image=False)
-                loss = glf.from_counts(tp, fp, fn, cand[i, 0], cand[i, 1], cand[i, 2], glf.smooth)
+                loss = glf_from_counts(
+                    tp, fp, fn, cand[i, 0], cand[i, 1], cand[i, 2], glf.smooth_nr, glf.smooth_dr
+                )
                 if net.losses:
                     loss = loss + ops.sum(ops.stack(net.losses))
             grads = tape.gradient(loss, variables)
@@ -762,7 +771,9 @@ def _naive_search_stateless_impl(model, x, y, glf):
             )
             p = ops.cast(p, "float32")
             tp, fp, fn = soft_counts(y, p, per_image=False)
-            value = glf.from_counts(tp, fp, fn, cand[i, 0], cand[i, 1], cand[i, 2], glf.smooth)
+            value = glf_from_counts(
+                tp, fp, fn, cand[i, 0], cand[i, 1], cand[i, 2], glf.smooth_nr, glf.smooth_dr
+            )
             if losses:
                 value = value + ops.sum(ops.stack([ops.sum(v) for v in losses]))
             return value, (p, updated, tp, fp, fn)

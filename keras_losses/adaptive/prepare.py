@@ -7,6 +7,7 @@ from pathlib import Path
 
 import keras
 
+from keras_losses.adaptive.compiled import check_binary
 from keras_losses.adaptive.deterministic import DeterministicGLFCallback
 from keras_losses.adaptive.exploratory import ExploratoryGLFLogger, ExploratoryGLFModel
 from keras_losses.adaptive.trajectory import TRAJECTORY_CSV
@@ -68,6 +69,7 @@ def prepare_adaptive_glf(
         raise ValueError(
             f"prepare_adaptive_glf: `loss` must be a keras_losses.GeneralizedLoss; received {type(loss).__name__}"
         )
+    check_binary(loss, "prepare_adaptive_glf", model)
     _check_distribution(model, loss, rule)
     rule_options = dict(rule_options or {})
     compile_options = dict(compile_options or {})

@@ -160,6 +160,8 @@ MASKABLE = [
     lambda: kl.FocalTverskyLoss(),
     lambda: kl.SquaredDiceLoss(),
     lambda: kl.SquaredDiceLoss(per_image=True),
+    lambda: kl.GeneralizedLoss(0.6, 1.7, 2.5),
+    lambda: kl.GeneralizedLoss(0.6, 1.7, 2.5, per_image=True),
 ]
 
 

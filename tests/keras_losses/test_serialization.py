@@ -64,7 +64,7 @@ PIXEL = dict(from_logits=True, include_background=False, ignore_class=255, reduc
 CONSTRUCTED = [
     (
         kl.GeneralizedLoss,
-        dict(alpha_p=0.7, alpha_n=1.3, beta2=2.0, per_image=True, smooth=0.5, reduction="sum"),
+        dict(alpha_p=0.7, alpha_n=1.3, beta2=2.0, per_image=True, smooth=0.5, **CONVENTION),
     ),
     (kl.DiceLoss, dict(per_image=True, smooth=0.5, **CONVENTION)),
     (kl.EffectivenessLoss, dict(beta2=3.0, per_image=True, smooth=0.5, **CONVENTION)),
