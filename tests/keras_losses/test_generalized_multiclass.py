@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 
 import keras_losses as kl
-from keras_losses.adaptive import DeterministicGLFCallback, ExploratoryGLFModel, prepare_adaptive_glf
+from keras_losses.adaptive import (
+    DeterministicGLFCallback,
+    ExploratoryGLFModel,
+    prepare_adaptive_glf,
+)
 from keras_losses.generalized import glf_from_counts
 
 
@@ -91,9 +95,7 @@ def test_class_weights_against_numpy(reduction):
     loss = kl.GeneralizedLoss(
         **COEFFS, smooth=0.0, class_weights=weights, class_reduction=reduction
     )
-    expected = np_glf(
-        Y, PROBS, AP, AN, B2, class_weights=weights, pooled=reduction == "pooled"
-    )
+    expected = np_glf(Y, PROBS, AP, AN, B2, class_weights=weights, pooled=reduction == "pooled")
     assert float(loss(Y, PROBS)) == pytest.approx(expected, rel=1e-5)
 
 
@@ -103,7 +105,9 @@ def test_class_weights_without_the_background():
     full = kl.GeneralizedLoss(
         **COEFFS, include_background=False, class_weights=[9.0, 1.0, 2.0, 3.0]
     )
-    expected = np_glf(Y[..., 1:], PROBS[..., 1:], AP, AN, B2, nr=1.0, dr=1.0, class_weights=[1, 2, 3])
+    expected = np_glf(
+        Y[..., 1:], PROBS[..., 1:], AP, AN, B2, nr=1.0, dr=1.0, class_weights=[1, 2, 3]
+    )
     assert float(short(Y, PROBS)) == pytest.approx(expected, rel=1e-5)
     assert float(full(Y, PROBS)) == pytest.approx(expected, rel=1e-5)
 
