@@ -17,8 +17,10 @@ argmin action's coefficients and network weights are kept. Three implementations
 ``first-order`` scores each candidate by d + grad(d) . delta_A (d the distance before the step,
     delta_A the candidate's weight change): one more backward pass and no scoring forwards.
 ``hybrid`` (ours, not the paper's) ranks the 27 candidates by the first-order score and scores
-    only the ``top_k`` best of them exactly (``top_k`` scoring forwards instead of 27); the
-    exact argmin among those is taken. With ``top_k=27`` it is the exact search.
+    only the ``top_k`` best of them exactly (``top_k`` scoring forwards instead of 27; equal
+    first-order scores at the k-th place: the lower action index, :func:`lowest_k`); the
+    exact argmin among those is taken, with the tie rule below. With ``top_k=27`` it is the
+    exact search.
 ``naive`` the reference: 27 real optimizer steps (forward, backward, ``optimizer.apply``) each
     on a fresh copy of the network and optimizer state, scored, the best copy kept. It makes no
     use of the TP/FP trick or of the closed-form updates, and so checks both.
@@ -154,6 +156,17 @@ def glf_count_derivatives(tp, fp, fn, alpha_p, alpha_n, beta2, smooth, smooth_dr
     return d_tp, d_fp
 
 
+def lowest_k(scores, k: int):
+    """Indices of the ``k`` lowest scores, lowest first (any backend, traceable).
+
+    Ties, at the k-th place too, go to the lower index (the order of ACTIONS), as a stable
+    sort: ``np.argsort(scores, kind="stable")[:k]``. Scores are compared as float32, so the
+    rule decides only between scores equal to the last bit.
+    """
+    _, top = ops.top_k(-ops.cast(scores, "float32"), k=int(k), sorted=True)
+    return ops.cast(top, "int32")
+
+
 def _tensor(value):
     """A plain tensor holding a variable's current value (``ops.convert_to_tensor`` returns
     a Keras variable unchanged on the TensorFlow backend). Inside a ``StatelessScope`` (the
@@ -208,7 +221,8 @@ class ExploratoryGLFModel(keras.Model):
             paper, which has no bounds; the trajectory's ``*_bound`` columns record each step
             at it). Values inside LIMITS clip further (ours).
         top_k: for ``mode="hybrid"``, how many of the first-order-ranked candidates are
-            scored exactly. Default DEFAULT_TOP_K (3); 1..27.
+            scored exactly (equal first-order scores at the k-th place: the lower action index
+            is scored, :func:`lowest_k`). Default DEFAULT_TOP_K (3); 1..27.
         tie_tolerance: scores within this many float32 machine epsilons (relative to the best
             score) of the best are a tie, and a tie keeps all three coefficients. Default
             DEFAULT_TIE_TOLERANCE (8, ours: the rounding bound of the score's float32 sums;
@@ -588,10 +602,8 @@ class ExploratoryGLFModel(keras.Model):
             if self.mode == "first-order":
                 decision = choose_action(first, self.tie_tolerance)
             else:
-                # the top_k lowest first-order scores (a tie at the k-th place: the lower index,
-                # top_k is stable), then the tie rule on their exact scores
-                _, top = ops.top_k(-first, k=self.top_k, sorted=True)
-                top = ops.cast(top, "int32")
+                # the top_k lowest first-order scores, then the tie rule on their exact scores
+                top = lowest_k(first, self.top_k)
                 decision = choose_action(
                     exact_scores(top, self.top_k), self.tie_tolerance, indices=top
                 )

@@ -8,6 +8,7 @@ import pytest
 
 import keras_losses
 from keras_losses.adaptive import ACTIONS, KEEP_ACTION, ExploratoryGLFModel, prepare_adaptive_glf
+from keras_losses.adaptive.exploratory import lowest_k
 from tests.keras_losses.test_adaptive import blobs, tiny_unet
 
 
@@ -22,10 +23,29 @@ from tests.keras_losses.test_adaptive import blobs, tiny_unet
         ([1.0, 1.0, 0.5, 0.5], [2.0, 2.0, 1.0, 1.5], 1, 2),  # one scored: no tie possible
         ([1.0, 0.5, 0.5, 3.0], [3.0, 2.0, 2.0, 1.0], 3, KEEP_ACTION),  # 1 and 2 tie
         ([1.0, 0.5, 0.6, 3.0], [3.0, 2.0, 2.0, 1.0], 3, 1),
+        # 1 and 2 tie at the k-th (2nd) place of the ranking: the lower index, 1, is scored
+        ([9.0, 5.0, 1.0, 7.0], [3.0, 2.0, 2.0, 1.0], 2, 1),
+        ([9.0, 5.0, 1.0, 7.0], [3.0, 2.0, 2.0, 1.0], 3, 2),  # both scored
     ],
 )
 def test_hybrid_choice_by_hand(exact, first, k, expected):
     assert ExploratoryGLFModel.hybrid_choice(exact, first, k) == expected
+
+
+@pytest.mark.parametrize(
+    "scores, k",
+    [
+        ([3.0, 2.0, 2.0, 1.0], 2),  # a tie at the k-th place
+        ([2.0, 2.0, 2.0, 2.0], 3),  # all tied
+        ([0.5, 1.0, 0.5, 1.0, 0.5], 4),  # ties inside and at the k-th place
+        (np.float32(np.random.default_rng(0).integers(0, 4, 27)), 5),  # 27 candidates, 4 values
+    ],
+)
+def test_the_in_step_ranking_breaks_ties_toward_the_lower_index(scores, k):
+    """The ranking the compiled train step uses, on this backend, against a stable sort."""
+    got = keras.ops.convert_to_numpy(lowest_k(np.asarray(scores, "float32"), k))
+    expected = np.argsort(np.asarray(scores, "float32"), kind="stable")[:k]
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_hybrid_takes_the_exact_action_among_the_first_order_top_k():
