@@ -254,7 +254,8 @@ def test_the_deterministic_rule_refuses_a_multiclass_model_before_training():
     loss = kl.GeneralizedLoss()
     model.compile(optimizer="sgd", loss=loss, metrics=[loss.state])
     x = RNG.random((3, 6, 5, 2)).astype("float32")
-    with pytest.raises(ValueError, match="binary GLF .* outputs 4 channels"):
+    # the callback's check, or (JAX builds the metrics first) the state metric's
+    with pytest.raises(ValueError, match=r"binary .*(outputs 4 channels|shape=\(3, 6, 5, 4\))"):
         model.fit(x, Y, epochs=1, verbose=0, callbacks=[DeterministicGLFCallback(loss)])
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
 
