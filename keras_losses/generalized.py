@@ -190,7 +190,7 @@ class GeneralizedLoss(OverlapLoss):
     s_dr and class weights w_c (1 without ``class_weights``). ``class_reduction="pooled"``
     sums each count over the channels (weighted by w_c) first and gives one L. The three
     coefficients are shared by every class. For one channel (the binary case of the paper)
-    L = L_1 and every class argument leaves the value alone.
+    L = L_1 whatever ``include_background`` and ``class_reduction`` say.
 
     The GLF is a Tversky loss 1 - TP / (TP + a FP + b FN) with a = alpha_p / (1 + beta2) and
     b = beta2 alpha_n / (1 + beta2). Special cases: Dice (alpha_p = alpha_n = beta2 = 1),
