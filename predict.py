@@ -26,9 +26,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from core.errors import UserError  # noqa: E402
 from tasks.common import add_allow_unfinished_flag, allow_unfinished  # noqa: E402
 from training import cli  # noqa: E402
-from training.errors import UserError  # noqa: E402
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -111,9 +111,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     model, inputs = model_and_inputs(parser, args)
     allow_unfinished(args.allow_unfinished)
+    from core import io
     from inference import load_predictor
     from inference.segmentation import SegmentationPredictor
-    from training import io
 
     predictor = load_predictor(model, task=args.task, threshold=args.threshold)
     out = Path(args.out)

@@ -21,6 +21,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tasks  # noqa: E402
+from core.errors import UserError  # noqa: E402
 from training import cli  # noqa: E402
 
 DESCRIPTIONS = {
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
     """Parse ``argv`` and reproduce; errors propagate (``cli.run`` turns them into one line)."""
     args = build_parser(argv).parse_args(argv)
     if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise cli.UserError(f"--out {args.out} is a file; give a folder for the report")
+        raise UserError(f"--out {args.out} is a file; give a folder for the report")
     tasks.load(args.module_name).reproduce(args)
     return 0
 

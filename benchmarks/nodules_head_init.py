@@ -47,8 +47,9 @@ MODELS = (
 
 
 def run_one(out: Path, init: str, seed: int, scenario: int, loss: str, dist) -> dict:
-    from tasks.nodules.config import NodulesConfig, training_data
+    from tasks.nodules.config import NodulesConfig
     from tasks.nodules.evaluation import predict_report
+    from tasks.nodules.sets import training_data
     from tasks.nodules.training import train_model, training_fit_light
 
     path = out / f"{init}-s{scenario}-{loss}-seed{seed}.json"

@@ -2,7 +2,7 @@
 
 The bottom layer: ``data``, ``training``, ``evaluation`` and ``inference`` write through these
 helpers, and this module imports nothing from the project outside ``core`` (Keras model files are saved and
-loaded by :mod:`training.io`, which re-exports everything here).
+loaded by :mod:`training.io`).
 """
 
 from __future__ import annotations

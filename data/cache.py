@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from core.io import atomic_folder
-from data.msd import DataError
+from data.validate import DataError
 
 
 def cache_root() -> Path:

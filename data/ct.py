@@ -46,7 +46,8 @@ from data.cache import (
     is_complete,
     read_headers,
 )
-from data.msd import DataError, list_msd_cases, load_canonical, nifti_shape
+from data.msd import list_msd_cases, load_canonical, nifti_shape
+from data.validate import DataError
 from data.window import DEFAULT_WINDOWS, apply_window
 
 SOURCES = ("phantom", "msd", "lits", "hdf5", "slices")

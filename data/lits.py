@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from data.msd import Case, DataError
+from data.msd import Case
+from data.validate import DataError
 
 LITS_LABELS = (0, 1, 2)  # background, liver, tumour
 LITS_TUMOUR = 2

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from data import validate
-from data.validate import DataError  # noqa: F401  (re-exported: loaders raise it from here)
+from data.validate import DataError
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from data import validate
-from data.msd import DataError
+from data.validate import DataError
 
 MALIGNANT, BENIGN = 1, 0
 """Class labels: malignant is the positive class (sensitivity is measured on it)."""

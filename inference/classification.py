@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.msd import DataError
+from data.validate import DataError
 
 NODULE_CLASSES = ("benign", "malignant")  # data.nodules: BENIGN = 0, MALIGNANT = 1
 
@@ -55,7 +55,7 @@ class ClassificationPredictor:
         path = self.run_dir / "evaluation" / "metrics.json"
         if not path.is_file():
             return None
-        from training.io import read_json
+        from core.io import read_json
 
         odin = read_json(path).get("odin") or {}
         if "threshold" not in odin:

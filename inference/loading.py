@@ -14,8 +14,8 @@ def resolve_model(path, task: str | None = None) -> tuple[Path, dict]:
     A ``.keras`` file takes its configuration from the ``config.json`` beside it when there
     is one; otherwise ``task`` must be given and the task's defaults apply.
     """
+    from core.io import read_json
     from tasks.common import model_of_run
-    from training.io import read_json
 
     run_dir, model_file = model_of_run(path)
     config_file = run_dir / "config.json"

@@ -87,7 +87,7 @@ class SegmentationPredictor:
         """Segment ``path`` and write ``<name>_mask.nii.gz`` (and ``_prob``) into ``out_dir``."""
         import nibabel as nib
 
-        from training.io import atomic_path
+        from core.io import atomic_path
 
         path = Path(path)
         img = self._load(path)

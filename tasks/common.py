@@ -87,7 +87,7 @@ def check_finished(run_dir) -> None:
             flush=True,
         )
         return
-    from training.errors import UserError
+    from core.errors import UserError
 
     raise UserError(
         f"{run_dir} is an unfinished run (no {COMPLETE_MARKER}: it was stopped, failed while "

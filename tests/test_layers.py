@@ -56,7 +56,7 @@ def imported_packages(path: Path) -> set[str]:
 def test_imported_packages_sees_lazy_imports(tmp_path):
     source = tmp_path / "m.py"
     source.write_text(
-        "import os\n\ndef f():\n    from training.io import write_json\n    import tasks.ct\n"
+        "import os\n\ndef f():\n    from training.io import load_model\n    import tasks.ct\n"
     )
     assert imported_packages(source) == {"os", "training", "tasks"}
 

@@ -18,7 +18,7 @@ SIGINT (Ctrl-C), SIGTERM, SIGHUP                      128 + signal (130, 143, 12
 
 What counts as a user's fault:
 
-* :class:`training.errors.UserError` and its subclasses (``data.msd.DataError``,
+* :class:`core.errors.UserError` and its subclasses (``data.validate.DataError``,
   ``training.rundir.RunDirError``, argparse errors through :class:`ArgumentParser`);
 * an ``OSError`` whose errno says the disk, the permissions or the path is at fault
   (:data:`USER_ERRNOS`), raised anywhere (TensorFlow, Keras, h5py included), and a
@@ -45,7 +45,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from training.errors import UsageError, UserError  # noqa: F401  (UserError: for the commands)
+from core.errors import UserError
+from training.errors import UsageError
 
 EXIT_USER_ERROR = 2  # the status argparse uses for bad flags
 EXIT_DIVERGED = 1  # training ran and failed (NaN loss): not a bad argument

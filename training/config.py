@@ -1,6 +1,7 @@
 """Hyperparameters in dataclasses, turned into command-line flags with help on every flag.
 
-A task declares its configuration as a dataclass whose fields use :func:`option`::
+A task declares its configuration as a dataclass whose fields use
+:func:`core.options.option`::
 
     @dataclasses.dataclass
     class LungConfig:
@@ -17,8 +18,6 @@ import argparse
 import dataclasses
 import types
 import typing
-
-from core.options import option  # noqa: F401  (re-exported: task configs declare fields with it)
 
 
 def _flag(field: dataclasses.Field) -> str:

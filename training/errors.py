@@ -1,4 +1,4 @@
-"""User errors of the command lines: :class:`UserError` (from :mod:`core.errors`) and :class:`UsageError`.
+"""A flag the command line cannot parse: :class:`UsageError`, a :class:`core.errors.UserError`.
 
 Command lines (:mod:`training.cli`) print such an error as one ``error: ...`` line and exit
 with status 2; anything else is a bug and keeps its traceback. It subclasses ``ValueError``
@@ -7,7 +7,7 @@ so that code (and tests) catching ``ValueError`` keep working.
 
 from __future__ import annotations
 
-from core.errors import UserError  # re-exported: the base lives below data/, which raises it
+from core.errors import UserError
 
 
 class UsageError(UserError):

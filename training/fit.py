@@ -41,7 +41,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training import io
+from core import io
+from training.io import save_model
 from training.resume import assign_random_state, continue_data, random_state
 from training.rundir import RunDir
 
@@ -118,11 +119,11 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.rows = [r for r in self.rows if int(r["epoch"]) < epoch + 1]
         self.rows.append({"epoch": epoch + 1, **{k: _scalar(v) for k, v in logs.items()}})
         io.write_csv(self.run_dir / "history.csv", self.rows, _fieldnames(self.rows))
-        io.save_model(self.model, self.run_dir / "last.keras")
+        save_model(self.model, self.run_dir / "last.keras")
         value = logs.get(self.monitor)
         if self._better(None if value is None else float(value)):
             self.best = float(value)
-            io.save_model(self.model, self.run_dir / "best.keras")
+            save_model(self.model, self.run_dir / "best.keras")
 
 
 class RunBackup(keras.callbacks.Callback):

@@ -1,8 +1,7 @@
-"""Keras model files, saved and loaded atomically, plus the atomic file helpers of :mod:`core.io`.
+"""Keras model files, saved and loaded atomically.
 
-The helpers live in :mod:`core.io` so that ``data`` can write atomically without importing
-``training``; they are re-exported here, so ``from training import io; io.write_json(...)`` keeps
-working for the training, evaluation and task code.
+The atomic file helpers every layer uses (JSON, CSV, text, arrays, figures) are in
+:mod:`core.io`; this module adds what needs Keras.
 """
 
 from __future__ import annotations
@@ -10,17 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import UserError
-from core.io import (  # noqa: F401  (re-exported)
-    atomic_folder,
-    atomic_path,
-    load_arrays,
-    read_json,
-    save_arrays,
-    save_figure,
-    write_csv,
-    write_json,
-    write_text,
-)
+from core.io import atomic_path
 
 
 def save_model(model, path) -> Path:

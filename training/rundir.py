@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from training import io
-from training.errors import UserError
+from core import io
+from core.errors import UserError
 
 COMPLETE_MARKER = "COMPLETED"
 CONFIG_FILE = "config.json"

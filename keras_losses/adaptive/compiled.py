@@ -30,6 +30,20 @@ def loss_terms(obj) -> list:
     return found
 
 
+def with_state(metrics, loss) -> list:
+    """``metrics`` as a list with ``loss.state`` appended, and any other GLF state (one that a
+    reloaded model's compile config brought back, detached from its loss) left out."""
+    from keras_losses.generalized import GLFState
+
+    if isinstance(metrics, dict):
+        raise ValueError(
+            "prepare_adaptive_glf: `metrics` must be a list for a one-output segmentation model; "
+            f"received a dict with keys {sorted(metrics)}"
+        )
+    kept = [m for m in keras.tree.flatten(metrics or []) if not isinstance(m, GLFState)]
+    return [*kept, loss.state]
+
+
 def compiled_metrics(model) -> list:
     """The metric objects ``model.compile`` received (also before the first step builds them)."""
     found = list(model.metrics)

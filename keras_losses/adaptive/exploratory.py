@@ -360,7 +360,7 @@ class ExploratoryGLFModel(keras.Model):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """``keras.Model.compile``, with ``loss.state`` added to the metrics of a GLF loss (the
         search assigns the coefficients inside the step: the state must be carried by it)."""
-        from keras_losses.adaptive.prepare import with_state
+        from keras_losses.adaptive.compiled import with_state
         from keras_losses.generalized import GeneralizedLoss
 
         self._check_backend()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import keras
 
-from keras_losses.adaptive.compiled import check_binary
+from keras_losses.adaptive.compiled import check_binary, with_state
 from keras_losses.adaptive.deterministic import DeterministicGLFCallback
 from keras_losses.adaptive.exploratory import ExploratoryGLFLogger, ExploratoryGLFModel
 from keras_losses.adaptive.trajectory import TRAJECTORY_CSV
@@ -106,20 +106,6 @@ def prepare_adaptive_glf(
         wrapped = ExploratoryGLFModel(model, mode=mode, **rule_options)
     wrapped.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_options)
     return wrapped, [ExploratoryGLFLogger(loss, step=wrapped.step, **files)]
-
-
-def with_state(metrics, loss) -> list:
-    """``metrics`` as a list with ``loss.state`` appended, and any other GLF state (one that a
-    reloaded model's compile config brought back, detached from its loss) left out."""
-    from keras_losses.generalized import GLFState
-
-    if isinstance(metrics, dict):
-        raise ValueError(
-            "prepare_adaptive_glf: `metrics` must be a list for a one-output segmentation model; "
-            f"received a dict with keys {sorted(metrics)}"
-        )
-    kept = [m for m in keras.tree.flatten(metrics or []) if not isinstance(m, GLFState)]
-    return [*kept, loss.state]
 
 
 def _check_distribution(model, loss, rule) -> None:

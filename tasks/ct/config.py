@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from core.options import option
 from tasks.ct import paper
-from training.config import add_arguments, mark_given, option
+from training.config import add_arguments, mark_given
 
 LOSSES = ("dice", "effectiveness", "tversky", "glf", "glf-det", "glf-exp")
 ADAPTIVE = {"glf-det": "det", "glf-exp": "exp"}

@@ -66,7 +66,8 @@ def _run_of(path: Path):
 
 def evaluate(args: argparse.Namespace) -> dict:
     """Evaluate one or more saved models on the test split; writes metrics.json and PNGs."""
-    from training import io
+    from core import io
+    from training.io import check_model_input, load_model
 
     paths = [Path(p) for p in args.model]
     runs = [_run_of(p) for p in paths]
@@ -82,7 +83,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     models = {}
     for i, (run, file) in enumerate(runs):
         label = labels[i] if labels else _default_label(run, file, models)
-        models[label] = io.load_model(file, compile=False)
+        models[label] = load_model(file, compile=False)
     first_model = next(iter(models.values()))
     values = {
         k: v for k, v in run_cfg.items() if k in {f.name for f in dataclasses.fields(CTConfig)}
@@ -100,7 +101,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1; received {args.batch_size}")
     for (_, file), model in zip(runs, models.values(), strict=True):
-        io.check_model_input(
+        check_model_input(
             model, (cfg.image_size, cfg.image_size, 1), file, "pass --image-size to match the model"
         )
     out = Path(args.out) if args.out else ((first_run or paths[0].parent) / "eval")
@@ -121,7 +122,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 def _default_label(run, file: Path, taken) -> str:
     label = file.stem
     if run is not None and (run / "config.json").exists():
-        from training import io
+        from core import io
 
         label = io.read_json(run / "config.json", expect=dict).get("loss", run.name)
     base, n = label, 2
@@ -192,8 +193,8 @@ def evaluate_models(
     """
     import numpy as np
 
+    from core import io
     from evaluation import segmentation as seg
-    from training import io
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

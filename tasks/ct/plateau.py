@@ -20,7 +20,7 @@ from pathlib import Path
 
 import keras
 
-from training import io
+from core import io
 
 PLATEAU_JSON = "plateau.json"
 
@@ -139,7 +139,7 @@ def _history(run_dir: Path) -> list[dict]:
 def run_stopping(run_dir: Path) -> dict:
     """Where a run stopped and where its best validation Dice was, in optimizer steps, from its
     ``plateau.json`` (early stopping) or, without one, its ``history.csv``."""
-    from training import io
+    from core import io
 
     state = read_plateau(run_dir)
     if state is not None:
@@ -171,7 +171,7 @@ def plot_validation_curves(run_dirs: dict, out_png: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training import io
+    from core import io
 
     curves = {}
     for label, path in run_dirs.items():

@@ -220,9 +220,9 @@ def reproduce(args: argparse.Namespace) -> Path:
     import keras
 
     import keras_losses  # noqa: F401
+    from core import io
     from keras_losses.adaptive import read_trajectory
     from keras_losses.adaptive.trajectory import summarize_trajectory
-    from training import io
 
     task = "lung" if args.experiment == "glf-lung" else "liver"
     out = Path(args.out or f"reports/{args.experiment}")

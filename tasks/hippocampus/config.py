@@ -6,10 +6,10 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from core.options import option
 from keras_losses.squared_dice import DEFAULT_SMOOTH
 from tasks.hippocampus import paper
 from tasks.hippocampus.paper import PAPER
-from training.config import option
 
 LOSSES = ("bce", "dice", "bce+dice", "bce+dice+focal")
 DEFAULT_DATA = "../shared/data/msd_hippocampus/Task04_Hippocampus"

@@ -30,9 +30,10 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
     import numpy as np
 
     import keras_losses  # noqa: F401  (registers the losses for load_model)
+    from core import io
     from evaluation.attacks import attack_dice, dice_per_image, random_values
     from evaluation.gradients import input_gradients
-    from training import io
+    from training.io import check_model_input, load_model
     from training.rundir import load_run_config
 
     runs = [model_of_run(m) for m in models]
@@ -78,8 +79,8 @@ def run_evaluation(models, out, acfg: AttackConfig, *, data_dir=None, cache_dir=
     for (run, model_path), conf in zip(runs, configs, strict=True):
         name = conf.get("loss", run.name)
         log(f"{name}: loading {model_path}")
-        model = io.load_model(model_path, compile=False)
-        io.check_model_input(model, images.shape[1:], model_path)
+        model = load_model(model_path, compile=False)
+        check_model_input(model, images.shape[1:], model_path)
         probs = model.predict(images, batch_size=128, verbose=0)
         per_slice = dice_per_image(masks, probs, acfg.threshold)
         fg = masks.reshape(len(masks), -1).any(axis=1)
@@ -230,8 +231,8 @@ def evaluate(args) -> dict:
 
 def _read_split(path) -> dict:
     """A run's ``split.json``, checked: an object of case id lists, each case in one part."""
+    from core import io
     from data import validate
-    from training import io
 
     split = io.read_json(path, expect=dict)
     validate.raise_problems(validate.check_disjoint(split, path))

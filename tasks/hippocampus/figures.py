@@ -14,7 +14,7 @@ def write_figures(out: Path, images, masks, visuals, results, acfg: AttackConfig
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from training import io
+    from core import io
 
     names = list(visuals)
     paths = []

@@ -97,7 +97,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def _train_or_reuse(cfg: HippocampusConfig, run: Path) -> bool:
     """Train ``cfg`` into ``run`` unless a finished run with the same settings is there;
     returns True when reused. A finished run with other settings is an error, not reused."""
-    from training import io
+    from core import io
 
     if (run / "COMPLETED").exists() and (run / "best.keras").exists():
         old = io.read_json(run / "config.json")
@@ -120,7 +120,7 @@ def _train_or_reuse(cfg: HippocampusConfig, run: Path) -> bool:
 def _evaluate_or_reuse(runs, out: Path, acfg: AttackConfig, args) -> dict:
     """``run_evaluation`` of one seed's models, unless ``out`` holds the evaluation of the same
     model files (path and modification time) under the same attack settings."""
-    from training import io
+    from core import io
 
     stamp = {
         "attack": dataclasses.asdict(acfg),
@@ -149,7 +149,7 @@ def reproduce(args) -> Path:
     """Per seed: train one model per loss (finished runs in ``<out>/models`` are reused),
     attack them all (``<out>/seed-<s>/metrics.json``); then mean +- sd over seeds of every
     curve point, the claims, and ``results.json``, ``report.md`` and the figures in ``--out``."""
-    from training import io
+    from core import io
 
     bad = [v for v in args.losses if v not in LOSSES]
     if bad:

@@ -121,7 +121,7 @@ def write_seed_figures(out: Path, models: dict, n_fixed: int, n_seeds: int) -> l
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training import io
+    from core import io
 
     paths = []
     specs = [

@@ -71,7 +71,7 @@ def cache_dir_of(value):
 def load_split_slices(data_dir, cfg: dict, ids, cache_dir=None):
     """Slices of the volumes ``ids`` (a split list) as ``(images, masks, volume_index)``."""
     from data.hippocampus import list_cases, load_slices
-    from data.msd import DataError
+    from data.validate import DataError
 
     by_id = {c.case_id: c for c in list_cases(data_dir)}
     missing = [i for i in ids if i not in by_id]
@@ -87,7 +87,7 @@ def load_split_slices(data_dir, cfg: dict, ids, cache_dir=None):
 def check_data(data_dir, cfg: HippocampusConfig) -> int:
     """Decode every case, print every problem with its file name; returns the problem count."""
     from data.hippocampus import decode_case, list_cases
-    from data.msd import DataError
+    from data.validate import DataError
 
     problems, cases = [], list_cases(data_dir, cfg.max_volumes)
     settings = slice_settings(dataclasses.asdict(cfg))
@@ -106,10 +106,10 @@ def run_training(
     cfg: HippocampusConfig, out, *, resume=False, overwrite=False, strategy="auto"
 ) -> Path:
     """Train one model; returns its run directory (config.json, split.json, best.keras, ...)."""
+    from core import io
     from data import validate
     from data.hippocampus import list_cases, make_dataset, split_cases
     from tasks.common import seed_everything
-    from training import io
     from training.fit import fit_model
     from training.rundir import RunDir
     from training.strategy import make_strategy

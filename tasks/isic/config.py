@@ -7,9 +7,9 @@ import dataclasses
 # Optional[X], not X | None: training.config parses typing.Optional but not the X | None form
 from typing import Optional
 
+from core.options import option
 from tasks.isic import paper
 from tasks.isic.paper import IN_CLASSES
-from training.config import option
 
 LOSSES = ("ce", "ce+loss-estimator")
 # ODIN's grid, Liang et al. 2018, Sec. 4 ("Choosing parameters"), the grid the paper's ODIN comes

@@ -38,11 +38,11 @@ def build_eval_data(run_dir, ecfg: EvalConfig) -> dict:
     """
     import numpy as np
 
+    from core import io
     from data import ood_sets, validate
     from data.dermoscopy import list_dermoscopy
     from data.validate import DataError
     from tasks.isic.training import crop_shape
-    from training import io
     from training.rundir import load_run_config
 
     conf = load_run_config(run_dir)
@@ -269,14 +269,15 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, task: str) -> None:
 def evaluate(args) -> dict:
 
     import keras_losses  # noqa: F401  (registers the losses for load_model)
-    from training import io
+    from core import io
+    from training.io import check_model_input, load_model
 
     ecfg = from_args(EvalConfig, args)
     run_dir, model_path = model_of_run(args.model)
     out = Path(args.out) if args.out else run_dir / "evaluation"
     data = build_eval_data(run_dir, ecfg)
-    model = io.load_model(model_path, compile=False)
-    io.check_model_input(model, data["test"][0].shape[1:], model_path)
+    model = load_model(model_path, compile=False)
+    check_model_input(model, data["test"][0].shape[1:], model_path)
     result, scores = evaluate_model(model, data, ecfg)
     result["model"] = str(model_path)
     io.write_json(out / "metrics.json", result)

@@ -14,7 +14,7 @@ def plot_scores(scores_by_model: dict, path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from training import io
+    from core import io
 
     names = list(scores_by_model)
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.4), squeeze=False)
@@ -44,8 +44,8 @@ def plot_summary(summary: dict, path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from core import io
     from tasks.isic import paper
-    from training import io
 
     models = summary["aggregate"]["models"]
     tuned = summary["odin_tune_set"]
@@ -124,7 +124,7 @@ def plot_learning_curves(histories: dict, path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from training import io
+    from core import io
 
     names = list(histories)
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.4), squeeze=False)

@@ -100,8 +100,8 @@ def reproduce(args) -> Path:
     import keras
 
     import keras_losses  # noqa: F401
+    from core import io
     from data import ood_sets
-    from training import io
 
     out = Path(args.out or "reports/lossest")
     if out.exists() and any(out.iterdir()) and not args.overwrite:

@@ -24,7 +24,7 @@ def resolve_data_dir(cfg) -> Path:
 
 def list_records(cfg: dict, data_dir: Path):
     from data.dermoscopy import list_dermoscopy, subsample
-    from data.msd import DataError
+    from data.validate import DataError
 
     records, missing = list_dermoscopy(data_dir, cfg.get("layout", "auto"))
     if missing:
@@ -190,6 +190,7 @@ def run_training(cfg: IsicConfig, out, *, resume=False, overwrite=False, strateg
     """
     import numpy as np
 
+    from core import io
     from data.dermoscopy import (
         Augment,
         class_loss_shares,
@@ -198,7 +199,6 @@ def run_training(cfg: IsicConfig, out, *, resume=False, overwrite=False, strateg
         make_dataset,
     )
     from tasks.common import seed_everything
-    from training import io
     from training.fit import fit_model
     from training.rundir import RunDir
     from training.strategy import make_strategy

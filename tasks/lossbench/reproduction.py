@@ -46,12 +46,12 @@ def config_from_args(args) -> BenchConfig:
 
 
 def reproduce(args) -> Path:
+    from core import io
     from evaluation.claims import summary_line
     from tasks.lossbench import claims, report
     from tasks.lossbench.data import load_task
     from tasks.lossbench.losses import SPECS, available, specs_for
     from tasks.lossbench.runs import METRICS_FILE, run_dir_of, run_one
-    from training import io
 
     cfg = config_from_args(args)
     out = Path(args.out or ("runs/loss-benchmark-quick" if args.quick else "runs/loss-benchmark"))

@@ -129,9 +129,9 @@ def train_dataset(data: TaskData, spec: LossSpec, cfg: BenchConfig, seed: int):
 
 
 def train_run(cfg: BenchConfig, spec: LossSpec, data: TaskData, seed: int, path: Path) -> None:
+    from core import io
     from keras_losses.adaptive import prepare_adaptive_glf
     from tasks.common import seed_everything
-    from training import io
     from training.fit import fit_model
     from training.rundir import RunDir
 
@@ -185,8 +185,8 @@ def train_run(cfg: BenchConfig, spec: LossSpec, data: TaskData, seed: int, path:
 # ------------------------------------------------------------------------------ evaluation
 def evaluate_run(data: TaskData, path: Path) -> dict:
     """Test metrics of the run's best model: per class Dice and HD95 (mm) with empty counts."""
+    from core import io
     from evaluation.surface_distance import hd95, hd95_summary
-    from training import io
 
     model = keras.saving.load_model(path / "best.keras", compile=False)
     pred = predict_ids(model, data.x_test, data.num_classes)
@@ -250,7 +250,7 @@ def _completed(path: Path) -> dict:
 
 def run_one(cfg: BenchConfig, spec: LossSpec, data: TaskData, seed: int, out) -> dict:
     """Train (or resume) and test one run; returns its metrics (read back when already done)."""
-    from training import io
+    from core import io
 
     path = run_dir_of(out, data.task, spec, seed)
     if (path / METRICS_FILE).exists():

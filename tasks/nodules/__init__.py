@@ -20,10 +20,13 @@ One file per step (the names are nouns because ``train``, ``evaluate`` and ``rep
 are the functions below, which the command lines call):
 
     paper.py         the paper's stated settings (Sec. 3) and Table 1
-    config.py        NodulesConfig and the synthetic data it describes
+    config.py        NodulesConfig: the settings of a run
+    sets.py          the training and validation arrays of a run (synthetic or real nodules)
     training.py      CE and contrastive (siamese + head) training
-    evaluation.py    metrics, saliency and PCA of saved runs
+    evaluation.py    metrics, saliency and PCA of saved runs (synthetic or real nodules)
     reproduction.py  every model of Table 1 over seeds, and its report
+    real.py          real LIDC-IDRI nodules: scenarios, patient-grouped splits, the sets of a run
+    real_reproduction.py  both losses on real nodules (reproduce.py nodules-real), its report
 """
 
 from tasks.nodules.evaluation import add_evaluate_arguments, evaluate

@@ -1,4 +1,4 @@
-"""Configuration of a nodules run and the synthetic data it trains on."""
+"""Configuration of a nodules run (the arrays it describes: :mod:`tasks.nodules.sets`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from core.options import option
 from tasks.nodules import paper
 from tasks.nodules.paper import PAPER
-from training.config import option
 
 LOSSES = ("ce", "contrastive")
 SELECTIONS = ("best", "last")
@@ -187,21 +187,3 @@ def seed_of_test_set(seed: int, dist) -> int:
     and different for every test distribution."""
     return 1_000_000 + int(seed) * 65_536 + int(dist[0]) * 256 + int(dist[1])
 
-
-def training_data(cfg: dict):
-    """(x_train, y_train, x_val, y_val) of a run's config. Synthetic: the first 85 % train, the
-    rest validation (labels alternate, so both halves are balanced); real nodules (``data_dir``):
-    the scenario's nodules of the seed's training and validation patients (tasks/nodules/real.py)."""
-    from data.nodules import generate_nodules
-
-    if cfg.get("data_dir"):
-        from tasks.nodules.real import real_training_data
-
-        return real_training_data(cfg)
-
-    images, _, labels = generate_nodules(
-        int(cfg["n_samples"]), cfg["train_dist"][0], cfg["train_dist"][1], int(cfg["seed"]), nodule_spec(cfg)
-    )
-    n_val = int(round(len(images) * float(cfg["val_fraction"])))
-    n_train = len(images) - n_val
-    return images[:n_train], labels[:n_train], images[n_train:], labels[n_train:]

@@ -1,4 +1,5 @@
-"""Accuracy, sensitivity, specificity, saliency and PCA of saved nodules runs."""
+"""Accuracy, sensitivity, specificity, saliency and PCA of saved nodules runs, trained on
+synthetic nodules or on real ones (:mod:`tasks.nodules.real`), and ``evaluate.py --task nodules``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 from pathlib import Path
 
 from tasks.nodules import paper
-from tasks.nodules.config import log, nodule_spec, seed_of_test_set, training_data
+from tasks.nodules.config import log, nodule_spec, seed_of_test_set
 from tasks.nodules.paper import PAPER
+from tasks.nodules.real import crop_spec, cue_report, nodules_of, real_test_sets, split_patients
+from tasks.nodules.sets import training_data
 
 
 def load_run(path):
@@ -125,17 +128,15 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, task: str) -> None:
 
 
 def evaluate(args) -> dict:
+    from core import io
     from data.nodules import parse_distribution
     from evaluation.embedding import embedding_figure
     from evaluation.saliency import saliency_figure
-    from training import io
 
     if args.n_test < 2:
         raise ValueError(f"--n-test must be at least 2; received {args.n_test}")
     model, cfg = load_run(args.model)
     if cfg.get("data_dir"):
-        from tasks.nodules.real_reproduction import evaluate_real
-
         return evaluate_real(args, model, cfg)
     if getattr(args, "data_dir", None):
         raise ValueError(f"--data-dir: {args.model} was trained on synthetic nodules; test it with --test-dist")
@@ -154,3 +155,110 @@ def evaluate(args) -> dict:
         io.save_figure(saliency_figure(rows, title), out / "saliency.png")
     log(f"wrote {out / 'metrics.json'}")
     return metrics
+
+
+# Runs trained on real nodules (reproduce.py nodules-real, tasks/nodules/real.py)
+
+
+def linear_probe(model, train: tuple, tests: dict) -> dict:
+    """Balanced accuracy of a logistic regression fitted on the encoder's F6 outputs of the
+    training set, per test set: what the (frozen) embedding holds, whatever the trained head
+    learnt from it. A diagnostic of ours, not in the paper."""
+    from sklearn.linear_model import LogisticRegression
+
+    from evaluation.classification import binary_report
+
+    probe = LogisticRegression(max_iter=2000).fit(embeddings(model, train[0]), train[1])
+    out = {}
+    for name, (x, y, _) in tests.items():
+        pred = probe.predict_proba(embeddings(model, x))
+        out[name] = binary_report(y, pred, positive=1)["balanced_acc"]
+    return out
+
+
+def evaluate_real_model(model, cfg: dict, tests: dict | None = None, probe_on=None) -> list[dict]:
+    """acc, se, sp, balanced accuracy, class counts and the cue correlations on each test set
+    (``tests``: name -> (images, labels, mean HU); default the run's held-out test sets), and
+    with ``probe_on`` (training images, labels) the :func:`linear_probe` balanced accuracy."""
+    from evaluation.classification import binary_report
+
+    rows = []
+    tests = tests or real_test_sets(cfg)
+    probe = linear_probe(model, probe_on, tests) if probe_on is not None else {}
+    for name, (x, y, hu) in tests.items():
+        probs = model.predict(x[..., None].astype("float32"), batch_size=256, verbose=0)
+        rows.append({
+            "test": name, "n_malignant": int((y == 1).sum()), "n_benign": int((y == 0).sum()),
+            **binary_report(y, probs, positive=1), **cue_report(probs[:, 1], y, hu),
+        })
+        # One class for every nodule: the classifier (for contrastive runs, the head) did not
+        # learn to separate, whatever its encoder holds; counted in the table.
+        if name in probe:
+            rows[-1]["probe_balanced_acc"] = probe[name]
+        rows[-1]["one_class"] = bool(rows[-1]["tp"] + rows[-1]["fp"] == 0 or rows[-1]["tn"] + rows[-1]["fn"] == 0)
+    return rows
+
+
+def evaluate_real(args, model, cfg: dict) -> dict:
+    """``evaluate.py`` for a run trained on real nodules: its held-out test sets, or every
+    labelled nodule of ``--data-dir``; metrics.json and the two figures into MODEL/evaluation."""
+    import numpy as np
+
+    from core import io
+    from data.lidc import load_nodules
+    from evaluation.embedding import embedding_figure
+    from evaluation.saliency import saliency_figure
+
+    run_path = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
+    out = Path(args.out) if args.out else run_path / "evaluation"
+    seen = None
+    if args.data_dir:
+        found = load_nodules(args.data_dir, crop_spec(cfg), log=log)
+        for message in found.skipped:
+            log(f"skipped: {message}")
+        keep = found.labels >= 0
+        hu = np.array([r["mean_hu"] for r in found.info], np.float32)
+        tests = {Path(args.data_dir).name: (found.images[keep], found.labels[keep], hu[keep])}
+        seen = nodules_of_seen_patients(cfg, [r["patient_id"] for r, k in zip(found.info, keep, strict=True) if k])
+        if seen:
+            log(
+                f"warning: {seen} of the {int(keep.sum())} nodules of {args.data_dir} belong to the training or "
+                "validation patients of this run's split, so these numbers are not held out (without --data-dir: the "
+                "run's test patients)"
+            )
+    else:
+        tests = real_test_sets(cfg)
+    rows = evaluate_real_model(model, cfg, tests)
+    title = f"{cfg['loss']} trained on real nodules ({cfg['scenario']})"
+    for r in rows:
+        log(f"{title}, test {r['test']}: acc {r['acc']:.3f} balanced {r['balanced_acc']:.3f} se {r['se']:.3f} sp {r['sp']:.3f}")
+    metrics = {"model": str(args.model), "loss": cfg["loss"], "scenario": cfg["scenario"], "results": rows}
+    if seen is not None:
+        metrics["nodules_of_training_or_validation_patients"] = seen
+    io.write_json(out / "metrics.json", metrics)
+    if not args.no_figures:
+        sets = {k: (x, y) for k, (x, y, _) in tests.items()}
+        if Path(cfg["data_dir"]).is_dir():  # the training set, where the PCA is fitted
+            sets = {"train": figure_sets(cfg)["train"], **sets}
+        else:
+            sets = {"train": next(iter(sets.values())), **sets}
+        io.save_figure(embedding_figure([embedding_panel(model, title, sets)], n_cols=1), out / "embedding_pca.png")
+        io.save_figure(saliency_figure([(cfg["loss"], saliency_row(model, sets, cfg.get("saliency", "score")))], title), out / "saliency.png")
+    log(f"wrote {out / 'metrics.json'}")
+    return metrics
+
+
+def nodules_of_seen_patients(cfg: dict, patient_ids) -> int:
+    """How many of ``patient_ids`` (one per nodule) are the run's training or validation
+    patients; 0 when the run's own data folder is not there to tell."""
+    if not Path(cfg["data_dir"]).is_dir():
+        return 0
+    own = [r["patient_id"] for r in nodules_of(cfg).info]
+    parts = split_patients(own, int(cfg["seed"]), float(cfg["val_fraction"]), float(cfg["test_fraction"]))
+    return sum(parts.get(p) in ("train", "val") for p in patient_ids)
+
+
+def figure_sets(cfg: dict) -> dict:
+    """name -> (images, labels) of the training set and each test set, for the figures."""
+    x_tr, y_tr, _, _ = training_data(cfg)
+    return {"train": (x_tr, y_tr), **{k: (x, y) for k, (x, y, _) in real_test_sets(cfg).items()}}

@@ -3,7 +3,7 @@
 Trains both models of the synthetic study (CE end to end; siamese contrastive encoder, then
 the head) on each real scenario of :mod:`tasks.nodules.real` for each seed, with the same
 training code (:func:`tasks.nodules.training.train_model`), evaluates them on the held-out
-patients' test sets, and writes report.md (the Table-1-like table and the verdict on the
+patients' test sets (:func:`tasks.nodules.evaluation.evaluate_real_model`), and writes report.md (the Table-1-like table and the verdict on the
 paper's prediction), results.json, details.json and the PCA / saliency figures.
 
     python reproduce.py nodules-real --data-dir ../shared/data/lidc_nodules --out DIR
@@ -24,9 +24,7 @@ from tasks.nodules.real import (
     SCENARIO_TEXT,
     SCENARIOS,
     attribute_counts,
-    cue_report,
     nodules_of,
-    real_test_sets,
 )
 
 LOSSES = ("ce", "contrastive")
@@ -58,115 +56,6 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--resume", action="store_true", help="keep finished runs in OUT/runs and train only the rest")
 
 
-def linear_probe(model, train: tuple, tests: dict) -> dict:
-    """Balanced accuracy of a logistic regression fitted on the encoder's F6 outputs of the
-    training set, per test set: what the (frozen) embedding holds, whatever the trained head
-    learnt from it. A diagnostic of ours, not in the paper."""
-    from sklearn.linear_model import LogisticRegression
-
-    from evaluation.classification import binary_report
-    from tasks.nodules.evaluation import embeddings
-
-    probe = LogisticRegression(max_iter=2000).fit(embeddings(model, train[0]), train[1])
-    out = {}
-    for name, (x, y, _) in tests.items():
-        pred = probe.predict_proba(embeddings(model, x))
-        out[name] = binary_report(y, pred, positive=1)["balanced_acc"]
-    return out
-
-
-def evaluate_real_model(model, cfg: dict, tests: dict | None = None, probe_on=None) -> list[dict]:
-    """acc, se, sp, balanced accuracy, class counts and the cue correlations on each test set
-    (``tests``: name -> (images, labels, mean HU); default the run's held-out test sets), and
-    with ``probe_on`` (training images, labels) the :func:`linear_probe` balanced accuracy."""
-    from evaluation.classification import binary_report
-
-    rows = []
-    tests = tests or real_test_sets(cfg)
-    probe = linear_probe(model, probe_on, tests) if probe_on is not None else {}
-    for name, (x, y, hu) in tests.items():
-        probs = model.predict(x[..., None].astype("float32"), batch_size=256, verbose=0)
-        rows.append({
-            "test": name, "n_malignant": int((y == 1).sum()), "n_benign": int((y == 0).sum()),
-            **binary_report(y, probs, positive=1), **cue_report(probs[:, 1], y, hu),
-        })
-        # One class for every nodule: the classifier (for contrastive runs, the head) did not
-        # learn to separate, whatever its encoder holds; counted in the table.
-        if name in probe:
-            rows[-1]["probe_balanced_acc"] = probe[name]
-        rows[-1]["one_class"] = bool(rows[-1]["tp"] + rows[-1]["fp"] == 0 or rows[-1]["tn"] + rows[-1]["fn"] == 0)
-    return rows
-
-
-def evaluate_real(args, model, cfg: dict) -> dict:
-    """``evaluate.py`` for a run trained on real nodules: its held-out test sets, or every
-    labelled nodule of ``--data-dir``; metrics.json and the two figures into MODEL/evaluation."""
-    from data.lidc import load_nodules
-    from evaluation.embedding import embedding_figure
-    from evaluation.saliency import saliency_figure
-    from tasks.nodules.evaluation import embedding_panel, saliency_row
-    from tasks.nodules.real import crop_spec
-    from training import io
-
-    run_path = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
-    out = Path(args.out) if args.out else run_path / "evaluation"
-    seen = None
-    if args.data_dir:
-        found = load_nodules(args.data_dir, crop_spec(cfg), log=log)
-        for message in found.skipped:
-            log(f"skipped: {message}")
-        keep = found.labels >= 0
-        hu = np.array([r["mean_hu"] for r in found.info], np.float32)
-        tests = {Path(args.data_dir).name: (found.images[keep], found.labels[keep], hu[keep])}
-        seen = nodules_of_seen_patients(cfg, [r["patient_id"] for r, k in zip(found.info, keep, strict=True) if k])
-        if seen:
-            log(
-                f"warning: {seen} of the {int(keep.sum())} nodules of {args.data_dir} belong to the training or "
-                "validation patients of this run's split, so these numbers are not held out (without --data-dir: the "
-                "run's test patients)"
-            )
-    else:
-        tests = real_test_sets(cfg)
-    rows = evaluate_real_model(model, cfg, tests)
-    title = f"{cfg['loss']} trained on real nodules ({cfg['scenario']})"
-    for r in rows:
-        log(f"{title}, test {r['test']}: acc {r['acc']:.3f} balanced {r['balanced_acc']:.3f} se {r['se']:.3f} sp {r['sp']:.3f}")
-    metrics = {"model": str(args.model), "loss": cfg["loss"], "scenario": cfg["scenario"], "results": rows}
-    if seen is not None:
-        metrics["nodules_of_training_or_validation_patients"] = seen
-    io.write_json(out / "metrics.json", metrics)
-    if not args.no_figures:
-        sets = {k: (x, y) for k, (x, y, _) in tests.items()}
-        if Path(cfg["data_dir"]).is_dir():  # the training set, where the PCA is fitted
-            sets = {"train": figure_sets(cfg)["train"], **sets}
-        else:
-            sets = {"train": next(iter(sets.values())), **sets}
-        io.save_figure(embedding_figure([embedding_panel(model, title, sets)], n_cols=1), out / "embedding_pca.png")
-        io.save_figure(saliency_figure([(cfg["loss"], saliency_row(model, sets, cfg.get("saliency", "score")))], title), out / "saliency.png")
-    log(f"wrote {out / 'metrics.json'}")
-    return metrics
-
-
-def nodules_of_seen_patients(cfg: dict, patient_ids) -> int:
-    """How many of ``patient_ids`` (one per nodule) are the run's training or validation
-    patients; 0 when the run's own data folder is not there to tell."""
-    from tasks.nodules.real import nodules_of, split_patients
-
-    if not Path(cfg["data_dir"]).is_dir():
-        return 0
-    own = [r["patient_id"] for r in nodules_of(cfg).info]
-    parts = split_patients(own, int(cfg["seed"]), float(cfg["val_fraction"]), float(cfg["test_fraction"]))
-    return sum(parts.get(p) in ("train", "val") for p in patient_ids)
-
-
-def figure_sets(cfg: dict) -> dict:
-    """name -> (images, labels) of the training set and each test set, for the figures."""
-    from tasks.nodules.config import training_data
-
-    x_tr, y_tr, _, _ = training_data(cfg)
-    return {"train": (x_tr, y_tr), **{k: (x, y) for k, (x, y, _) in real_test_sets(cfg).items()}}
-
-
 def _mean_sd(values):
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
@@ -178,12 +67,18 @@ def _mean_sd(values):
 def reproduce(args) -> Path:
     import os
 
+    from core import io
     from evaluation.embedding import embedding_figure
     from evaluation.saliency import saliency_figure
-    from tasks.nodules.evaluation import embedding_panel, load_run, saliency_row
+    from tasks.nodules.evaluation import (
+        embedding_panel,
+        evaluate_real_model,
+        figure_sets,
+        load_run,
+        saliency_row,
+    )
     from tasks.nodules.reproduction import _cpu_seconds
     from tasks.nodules.training import train_model, training_fit_light
-    from training import io
 
     seeds = args.seeds or (QUICK["seeds"] if args.quick else 3)
     epochs = args.epochs or (QUICK["epochs"] if args.quick else 100)

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from tasks.nodules.config import GENERATOR_FIELDS, NodulesConfig, log, training_data
+from tasks.nodules.config import GENERATOR_FIELDS, NodulesConfig, log
 from tasks.nodules.evaluation import (
     _dist_name,
     embedding_panel,
@@ -17,6 +17,7 @@ from tasks.nodules.evaluation import (
     saliency_row,
 )
 from tasks.nodules.paper import N_SAMPLES, N_TEST, PAPER, TABLE1
+from tasks.nodules.sets import training_data
 from tasks.nodules.training import train_model, training_fit_light
 
 # `reproduce.py nodules --quick`: one seed, fewer epochs; sized for a shared 2-core CPU.
@@ -106,9 +107,9 @@ def reproduce(args) -> Path:
     details.json and the figures (from the first seed) into ``--out``."""
     import os
 
+    from core import io
     from evaluation.embedding import embedding_figure
     from evaluation.saliency import saliency_figure
-    from training import io
 
     seeds = args.seeds or (QUICK["seeds"] if args.quick else 3)
     epochs = args.epochs or (QUICK["epochs"] if args.quick else 100)

@@ -8,8 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.nodules.config import SELECTIONS, NodulesConfig, log, training_data
+from tasks.nodules.config import SELECTIONS, NodulesConfig, log
 from tasks.nodules.evaluation import predict_report
+from tasks.nodules.sets import training_data
 from training.config import add_arguments, from_args
 
 
@@ -46,8 +47,8 @@ def _tensorboard_available() -> bool:
 
 def check_data(cfg: NodulesConfig) -> int:
     """Generate the training set, check it and print its whole-image intensity facts."""
-    from data.msd import DataError
     from data.nodules import check_arrays
+    from data.validate import DataError
 
     x_tr, y_tr, x_va, y_va = training_data(dataclasses.asdict(cfg))
     try:

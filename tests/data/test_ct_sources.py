@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from data.ct import CTDataConfig, check_ct_data, detect_source, prepare_ct_data
-from data.msd import DataError
+from data.validate import DataError
 
 SHAPE = (32, 32, 6)  # x, y, slices
 

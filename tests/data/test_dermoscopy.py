@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from data import dermoscopy as d
-from data.msd import DataError
 from data.synthetic_dermoscopy import write_synthetic_isic
+from data.validate import DataError
 
 
 def _write_ham(root, rows, images=True):

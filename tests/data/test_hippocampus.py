@@ -16,7 +16,7 @@ from data.hippocampus import (
     scale_intensities,
     split_cases,
 )
-from data.msd import DataError
+from data.validate import DataError
 
 
 def write_msd(root, volumes, image_dtype=np.float32, label_dtype=np.uint8):

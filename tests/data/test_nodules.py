@@ -5,7 +5,6 @@ import pytest
 from scipy.ndimage import binary_erosion
 from skimage.morphology import convex_hull_image
 
-from data.msd import DataError
 from data.nodules import (
     BENIGN,
     MALIGNANT,
@@ -17,6 +16,7 @@ from data.nodules import (
     parse_distribution,
     render_occupancy,
 )
+from data.validate import DataError
 
 N = 200  # the paper's set size: the facts must hold on a batch of this size
 

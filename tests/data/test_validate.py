@@ -19,9 +19,10 @@ from PIL import Image
 from data import validate
 from data.dermoscopy import Record, check_images, list_dermoscopy, load_images
 from data.hippocampus import SliceSettings, decode_case
-from data.msd import Case, DataError, list_msd_cases, load_canonical, load_label, load_nifti
+from data.msd import Case, list_msd_cases, load_canonical, load_label, load_nifti
 from data.patches import patch_file_info, read_patches
 from data.slices import SlicePair, read_pair
+from data.validate import DataError
 
 
 def nifti(path, array):

@@ -193,7 +193,7 @@ def test_reproduce_writes_report_results_and_claims(tmp_path):
 
 def test_a_runs_split_naming_volumes_that_are_gone_is_refused(tmp_path):
     """evaluate.py reloads the run's split: a volume removed from the data folder since is named."""
-    from data.msd import DataError
+    from data.validate import DataError
     from tasks.hippocampus.training import load_split_slices
 
     data = write_msd(tmp_path / "Task04", n_volumes=2)

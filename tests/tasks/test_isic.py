@@ -119,7 +119,7 @@ def test_train_and_evaluate_loss_estimator(tmp_path, assert_png):
     assert 0 <= metrics["balanced_accuracy"] <= 100
     assert_png(out / "odin_scores.png")
     # A run whose split names validation images that are gone is refused by name.
-    from data.msd import DataError
+    from data.validate import DataError
     from tasks.isic.config import EvalConfig
     from tasks.isic.evaluation import build_eval_data
 
@@ -176,8 +176,8 @@ def test_check_data_reports_problems(tmp_path, capsys):
 
 def test_missing_class_is_a_clear_error(tmp_path):
     import train
-    from data.msd import DataError
     from data.synthetic_dermoscopy import write_synthetic_isic
+    from data.validate import DataError
 
     root = write_synthetic_isic(tmp_path / "syn", per_class=2, size=40, classes=("MEL", "NV"))
     with pytest.raises(DataError, match="BCC, AK, DF have no images"):

@@ -80,8 +80,8 @@ def test_a_missing_number_is_not_tested_with_the_reason():
 def test_plot_scores_draws_the_in_distribution_curve_thicker(tmp_path, monkeypatch):
     import numpy as np
 
+    from core import io
     from tasks.isic import figures
-    from training import io
 
     drawn = {}
 

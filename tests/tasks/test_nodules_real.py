@@ -9,9 +9,10 @@ import pytest
 import evaluate
 import predict
 import train
-from tasks.nodules.config import NodulesConfig, training_data
+from tasks.nodules.config import NodulesConfig
 from tasks.nodules.real import SCENARIOS, balance, cue_report, nodules_of, run_sets, split_patients
 from tasks.nodules.real_reproduction import verdict_of
+from tasks.nodules.sets import training_data
 from tests.data.test_lidc import write_table, write_volume
 
 # (texture, calcification, diagnosis) of the nodules of 16 patients, two nodules each

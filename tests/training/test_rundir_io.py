@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from training import io
+from core import io
+from training.io import load_model, save_model
 from training.rundir import RunDir, RunDirError
 from training.strategy import chief_from_env
 
@@ -96,7 +97,7 @@ def test_sigkill_during_write_never_leaves_a_truncated_final_file(tmp_path):
     target = tmp_path / "model.keras"
     code = (
         "import os, signal, sys\n"
-        "from training import io\n"
+        "from core import io\n"
         "with io.atomic_path(sys.argv[1]) as tmp:\n"
         "    tmp.write_bytes(b'x' * 1000)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -112,26 +113,26 @@ def test_load_model_missing_corrupt_truncated_and_unsafe(tmp_path):
     import keras
 
     with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nope.keras'}: model file not found"):
-        io.load_model(tmp_path / "nope.keras")
+        load_model(tmp_path / "nope.keras")
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"garbage" * 20)
     with pytest.raises(ValueError, match=f"{corrupt}: not a readable .keras model"):
-        io.load_model(corrupt)
+        load_model(corrupt)
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    io.save_model(model, tmp_path / "good.keras")
-    reloaded = io.load_model(tmp_path / "good.keras")
+    save_model(model, tmp_path / "good.keras")
+    reloaded = load_model(tmp_path / "good.keras")
     for a, b in zip(model.get_weights(), reloaded.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     data = (tmp_path / "good.keras").read_bytes()
     (tmp_path / "truncated.keras").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated.keras: not a readable .keras model"):
-        io.load_model(tmp_path / "truncated.keras")
+        load_model(tmp_path / "truncated.keras")
 
     unsafe = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2)])
     unsafe.save(tmp_path / "lambda.keras")
     with pytest.raises(ValueError, match="lambda.keras: cannot load model: .*unsafe"):
-        io.load_model(tmp_path / "lambda.keras")
+        load_model(tmp_path / "lambda.keras")
 
 
 def test_arrays_round_trip_and_pickles_are_refused(tmp_path):
@@ -146,7 +147,7 @@ def test_arrays_round_trip_and_pickles_are_refused(tmp_path):
 
 
 def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
-    from training.io import atomic_folder
+    from core.io import atomic_folder
 
     target = tmp_path / "built"
     with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
