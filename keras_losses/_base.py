@@ -205,6 +205,13 @@ def soft_counts(y_true, y_pred, per_image: bool, per_class: bool = False, weight
         ``(tp, fp, fn)`` as float32 tensors of shape ``(batch, C)``, ``(batch,)``, ``(C,)`` or
         ``()``. Sums are accumulated in float32 even for float16/bfloat16 inputs (a 512x512
         float16 sum overflows at 65504).
+
+    Example:
+        >>> import numpy as np
+        >>> y = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]], "float32")  # shape: (1, 2, 2, 1)
+        >>> p = np.array([[[[0.8], [0.4]], [[0.0], [0.0]]]], "float32")
+        >>> [round(float(v), 4) for v in soft_counts(y, p, per_image=False)]  # TP, FP, FN
+        [0.8, 0.4, 0.2]
     """
     y = ops.cast(y_true, "float32")
     p = ops.cast(y_pred, "float32")

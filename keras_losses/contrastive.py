@@ -43,6 +43,15 @@ class ContrastiveLoss(keras.losses.Loss):
         mapping", CVPR 2006, eq. (4); V. Baltatzis et al., "The Effect of the Loss on
         Generalization: Empirical Study on Synthetic Lung Nodule Data", 2021, Eq. (2)
         (siamese LeNet-5).
+
+    Example:
+        >>> import numpy as np
+        >>> labels = np.array([0, 0, 1])  # shape: (3,)
+        >>> embeddings = np.array([[0.0], [0.5], [1.0]])  # shape: (3, 1)
+        >>> # pairs: (0, 1) similar, d = 0.5 -> 0.25; (1, 2) dissimilar, d = 0.5 -> (1 - 0.5)^2;
+        >>> # (0, 2) dissimilar, d = 1 -> 0. Mean over the pairs: 0.5 / 3
+        >>> round(float(ContrastiveLoss(margin=1.0)(labels, embeddings)), 4)
+        0.1667
     """
 
     def __init__(self, margin=1.0, name="contrastive_loss", **kwargs):

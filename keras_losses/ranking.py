@@ -71,6 +71,15 @@ class MarginRankingLoss(keras.losses.Loss):
         V. Narayanaswamy, J. J. Thiagarajan, D. Rajan, A. Spanias, "Loss estimators improve
         model generalization", arXiv:2103.03788, 2021, eq. (1);
         D. Yoo, I. S. Kweon, "Learning loss for active learning", CVPR 2019.
+
+    Example:
+        >>> import numpy as np
+        >>> losses = np.array([1.0, 2.0])  # true per-sample losses, shape: (2,)
+        >>> ranking = MarginRankingLoss(margin=0.5)
+        >>> round(float(ranking(losses, np.array([0.2, 1.5]))), 4)  # right order, gap 1.3 >= 0.5
+        0.0
+        >>> round(float(ranking(losses, np.array([0.5, 0.2]))), 4)  # wrong order: 0.3 + 0.5
+        0.8
     """
 
     def __init__(self, margin=1.0, pair_reduction="mean", name="margin_ranking_loss", **kwargs):
@@ -123,6 +132,14 @@ class LossEstimatorLoss(keras.losses.Loss):
     Reference:
         Narayanaswamy et al., "Loss estimators improve model generalization",
         arXiv:2103.03788, 2021, eq. (1) and Sec. 3 (lambda = 0.5).
+
+    Example:
+        >>> import numpy as np
+        >>> y = np.array([[1.0, 0.0], [0.0, 1.0]])  # one-hot labels, shape: (2, 2)
+        >>> y_pred = np.array([[0.5, 0.5, 0.7], [0.2, 0.8, 0.1]])  # probabilities, lhat
+        >>> # CE: -log 0.5 and -log 0.8, mean 0.4581; ranking right, gap 0.6 < 1: 0.4 per pair
+        >>> round(float(LossEstimatorLoss()(y, y_pred)), 4)  # 0.4581 + 0.5 * 0.4
+        0.6581
     """
 
     def __init__(

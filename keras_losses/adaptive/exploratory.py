@@ -230,6 +230,23 @@ class ExploratoryGLFModel(keras.Model):
 
     Reference:
         S. Seo, M. Bassenne, L. Xing, IEEE TMI 40(2), 2021, Sec. II-B and Fig. 2a.
+
+    Example:
+        >>> import keras, numpy as np, keras_losses
+        >>> x = np.random.default_rng(0).random((8, 16, 16, 1)).astype("float32")
+        >>> y = (x > 0.7).astype("float32")  # shape: (8, 16, 16, 1)
+        >>> network = keras.Sequential(
+        ...     [keras.Input((16, 16, 1)), keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")]
+        ... )
+        >>> loss = keras_losses.GeneralizedLoss()  # starts at the Dice values (1, 1, 1)
+        >>> model = ExploratoryGLFModel(network)
+        >>> model.compile(optimizer="adam", loss=loss)  # adds loss.state to the metrics
+        >>> _ = model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # 2 steps, 2 searches
+        >>> # each step multiplies each coefficient by 0.9, 1 or 1.1
+        >>> all(0.81 - 1e-6 <= float(v) <= 1.21 + 1e-6 for v in loss.coefficients.values())
+        True
+        >>> model.network is network
+        True
     """
 
     def __init__(
@@ -819,6 +836,23 @@ class ExploratoryGLFLogger(GLFTrajectoryRecorder):
         loss: the compiled :class:`~keras_losses.GeneralizedLoss`.
         step: the search's relative step, for the action text. Default 0.1.
         csv_path, tensorboard_dir, state_path: as for ``GLFTrajectoryRecorder``.
+
+    Example:
+        >>> import keras, numpy as np, keras_losses
+        >>> x = np.random.default_rng(0).random((8, 16, 16, 1)).astype("float32")
+        >>> y = (x > 0.7).astype("float32")  # shape: (8, 16, 16, 1)
+        >>> network = keras.Sequential(
+        ...     [keras.Input((16, 16, 1)), keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")]
+        ... )
+        >>> loss = keras_losses.GeneralizedLoss()  # starts at the Dice values (1, 1, 1)
+        >>> model = ExploratoryGLFModel(network)
+        >>> model.compile(optimizer="adam", loss=loss)
+        >>> logger = ExploratoryGLFLogger(loss, csv_path="glf.csv")
+        >>> _ = model.fit(x, y, batch_size=4, epochs=1, callbacks=[logger], verbose=0)
+        >>> [row["iteration"] for row in logger.rows]  # one row per step, also in glf.csv
+        [1, 2]
+        >>> sorted(k for k in logger.rows[0] if k.startswith("next_"))  # coefficients set
+        ['next_alpha_n', 'next_alpha_p', 'next_beta2']
     """
 
     RAW_KEYS = (

@@ -60,6 +60,24 @@ def prepare_adaptive_glf(
         ``(model, callbacks)``: for "det" the same model compiled; for the exploratory rules an
         :class:`ExploratoryGLFModel` wrapping it (``.network`` is the plain network). Either saves
         as ``.keras`` and reloads with ``keras.saving.load_model`` after ``import keras_losses``.
+
+    Example:
+        >>> import keras, numpy as np, keras_losses
+        >>> x = np.random.default_rng(0).random((8, 16, 16, 1)).astype("float32")
+        >>> y = (x > 0.7).astype("float32")  # shape: (8, 16, 16, 1)
+        >>> model = keras.Sequential(
+        ...     [keras.Input((16, 16, 1)), keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")]
+        ... )
+        >>> loss = keras_losses.GeneralizedLoss()  # starts at the Dice values (1, 1, 1)
+        >>> model, callbacks = prepare_adaptive_glf(model, loss, "exp", "adam", run_dir="run")
+        >>> type(model).__name__, [type(c).__name__ for c in callbacks]
+        ('ExploratoryGLFModel', ['ExploratoryGLFLogger'])
+        >>> history = model.fit(x, y, batch_size=4, epochs=1, callbacks=callbacks, verbose=0)
+        >>> sorted(k for k in history.history if k.startswith("glf_"))
+        ['glf_alpha_n', 'glf_alpha_p', 'glf_beta2']
+        >>> from pathlib import Path
+        >>> sorted(p.name for p in Path("run").glob("glf_*"))  # trajectory; state for resume
+        ['glf_state.json', 'glf_trajectory.csv']
     """
     from keras_losses.generalized import GeneralizedLoss
 
