@@ -58,7 +58,7 @@ import numpy as np
 from keras import ops
 
 from keras_losses._base import register, soft_counts
-from keras_losses.adaptive.compiled import check_binary, check_compiled
+from keras_losses.adaptive.compiled import check_binary, check_compiled, with_state
 from keras_losses.adaptive.trajectory import (
     COEFFICIENTS,
     LIMITS,
@@ -377,7 +377,6 @@ class ExploratoryGLFModel(keras.Model):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """``keras.Model.compile``, with ``loss.state`` added to the metrics of a GLF loss (the
         search assigns the coefficients inside the step: the state must be carried by it)."""
-        from keras_losses.adaptive.compiled import with_state
         from keras_losses.generalized import GeneralizedLoss
 
         self._check_backend()
