@@ -260,11 +260,7 @@ def _replica_context():
 
 def sum_over_replicas(x):
     """Sum ``x`` over the replicas of a ``tf.distribute`` strategy (identity on one device and
-    on the other backends).
-
-    The all-reduce is differentiable, so a loss of globally pooled counts trains as on one
-    device with the global batch.
-    """
+    on the other backends); differentiable, so globally pooled counts train as on one device."""
     context = _replica_context()
     if context is None:
         return x
@@ -274,23 +270,16 @@ def sum_over_replicas(x):
 
 
 def scale_for_replicas(value):
-    """Divide a scalar (batch-pooled) loss by the number of replicas in sync.
-
-    Keras scales per-sample losses by 1/R itself but returns a scalar loss unchanged
-    (``keras.src.losses.loss.reduce_values``); the replicas' gradients are then summed, so a
-    loss pooled over the global batch must carry the 1/R itself.
-    """
+    """Divide a scalar (batch-pooled) loss by the R replicas in sync: Keras divides per-sample
+    losses by R but not a scalar (``keras.src.losses.loss.reduce_values``), and the replicas'
+    gradients are summed, so a loss pooled over the global batch carries the 1/R itself."""
     context = _replica_context()
     return value if context is None else value / context.num_replicas_in_sync
 
 
 def pooled_mean(values):
-    """The mean of ``values`` over the global batch, as a pooled loss term.
-
-    Sums and counts are all-reduced over the replicas, and the result carries the 1/R of
-    :func:`scale_for_replicas`, so it adds to the other pooled terms of a compound loss.
-    On one device: ``ops.mean(values)``.
-    """
+    """The mean of ``values`` over the global batch (sums and counts all-reduced), carrying the
+    1/R of :func:`scale_for_replicas` like every pooled term; on one device ``ops.mean``."""
     if _replica_context() is None:
         return ops.mean(values)
     total = sum_over_replicas(ops.sum(values))
@@ -299,8 +288,7 @@ def pooled_mean(values):
 
 
 def refuse_replicas(loss, why: str, fix: str):
-    """Raise a clear error when ``loss`` runs on more than one replica: for a loss that ranks
-    the pixels of the whole batch, which no replica sees (traced once, before any update)."""
+    """A clear error, when the step is traced, for a loss that ranks the whole batch's pixels."""
     context = _replica_context()
     if context is not None:
         raise ValueError(
@@ -399,8 +387,7 @@ class SegmentationLoss(keras.losses.Loss):
         # image that comes first in a batch, which shuffled batches soon give.
         if not self.from_logits:
             p = ops.cast(y_pred[:1], "float32")
-            # Written so that NaN passes: a diverged model reaches the loss, which is NaN, and
-            # training stops on the NaN loss rather than on a range error.
+            # NaN passes: a diverged model stops on its NaN loss, not on a range error.
             ok = ops.logical_not(ops.logical_or(ops.min(p) < 0.0, ops.max(p) > 1.0))
             graph_check(
                 ok,
