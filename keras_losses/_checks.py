@@ -125,7 +125,7 @@ def _value_range(x) -> tuple[float, float, bool] | None:
     return float(np.nanmin(values)), float(np.nanmax(values)), bool(np.isnan(values).any())
 
 
-def check_unit_interval(name: str, x, loss_name: str) -> None:
+def check_unit_interval(name: str, x, loss_name: str, what: str = "values", hint: str = "") -> None:
     """Raise a ValueError if the concrete tensor ``x`` holds values outside [0, 1] (or NaN).
 
     Inside a compiled step the values are unknown at trace time: :class:`OverlapLoss` then
@@ -139,25 +139,21 @@ def check_unit_interval(name: str, x, loss_name: str) -> None:
     lo, hi, nan = found
     if lo < 0 or hi > 1 or nan:
         raise ValueError(
-            f"{loss_name}: `{name}` must hold values in [0, 1]; received values in [{lo:g}, {hi:g}]"
-            + (" and NaN" if nan else "")
+            f"{loss_name}: `{name}` must hold {what} in [0, 1]; received values in "
+            f"[{lo:g}, {hi:g}]{' and NaN' if nan else ''}{hint}"
         )
 
 
 def check_probabilities(y_pred, loss_name: str) -> None:
     """Like :func:`check_unit_interval` for ``y_pred``, with the hint that fixes a logit output."""
-    if not is_concrete(y_pred):
-        return
-    found = _value_range(y_pred)
-    if found is None:
-        return
-    lo, hi, nan = found
-    if lo < 0 or hi > 1 or nan:
-        raise ValueError(
-            f"{loss_name}: `y_pred` must hold probabilities in [0, 1]; received values in "
-            f"[{lo:g}, {hi:g}]{' and NaN' if nan else ''}. If the model outputs logits (no "
-            "sigmoid/softmax on its last layer), pass `from_logits=True` to the loss"
-        )
+    check_unit_interval(
+        "y_pred",
+        y_pred,
+        loss_name,
+        "probabilities",
+        ". If the model outputs logits (no sigmoid/softmax on its last layer), pass "
+        "`from_logits=True` to the loss",
+    )
 
 
 # The checks of the losses being called (one list per active __call__): a loss whose check
