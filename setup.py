@@ -46,6 +46,6 @@ setup(
         "study": STUDY,
         # medpy: the reference HD95 that evaluation/surface_distance.py is tested against;
         # jax: the loss tests run again under KERAS_BACKEND=jax
-        "test": [*STUDY, "pytest>=8", "hypothesis>=6.100", "ruff>=0.5", "medpy>=0.5", "jax>=0.4.30"],
+        "test": [*STUDY, "pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "ruff>=0.5", "medpy>=0.5", "jax>=0.4.30"],
     },
 )

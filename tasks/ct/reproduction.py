@@ -330,7 +330,8 @@ def reproduce(args: argparse.Namespace) -> Path:
         "experiment": args.experiment,
         "paper": "Seo, Bassenne, Xing, IEEE TMI 40(2) 2021, Figs. 3 and 5",
         "settings": {
-            **dataclasses.asdict(runs[first]["D"][1]),
+            # any model's configuration: the models differ only in the loss settings
+            **dataclasses.asdict(next(iter(runs[first].values()))[1]),
             "loss": None,
             "seed": None,
             "seeds": seeds,

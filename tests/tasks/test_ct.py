@@ -361,6 +361,12 @@ def test_reproduce_glf_lung_quick(patch_dir, tmp_path, assert_png):
         "glf_coefficients.png",
     ):
         assert_png(out / png)
+    # the study in pieces: a report of one model alone, its finished runs reused
+    tiny = ["--image-size", "32", "--depth", "2", "--epochs", "1", "--steps-per-epoch", "2"]
+    piece = ["--models", "G(E)", "--resume", "--seeds", "2", "--out", str(out)]
+    reproduce.main(["glf-lung", "--quick", "--data-dir", str(patch_dir), *tiny, *piece])
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["ours"]) == {"G(E)"} and results["settings"]["seeds"] == [0, 1]
 
 
 @pytest.mark.slow
