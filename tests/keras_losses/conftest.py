@@ -1,4 +1,4 @@
-"""Helpers for the loss tests that differ by Keras backend (gradients)."""
+"""Helpers for the loss tests that differ by Keras backend (gradients, the exploratory search)."""
 
 import keras
 import numpy as np
@@ -24,7 +24,8 @@ def value_and_grad(loss, y_true, y_pred, dtype="float32", sample_weight=None):
     elif backend == "torch":
         p = p0.detach().clone().requires_grad_(True)
         value = loss(y, p, sample_weight=sample_weight)
-        value.backward()
+        if value.requires_grad:  # else the value does not depend on y_pred: no gradient
+            value.backward()
         grad = p.grad
     else:  # pragma: no cover - numpy/openvino backends have no gradients
         pytest.skip(f"no gradients on the {backend} backend")
@@ -35,3 +36,12 @@ def value_and_grad(loss, y_true, y_pred, dtype="float32", sample_weight=None):
 @pytest.fixture
 def grad_of():
     return value_and_grad
+
+
+# ExploratoryGLFModel runs under TensorFlow and JAX; under another backend it refuses in
+# compile() and in the train step (tested on every backend in test_adaptive_backends.py).
+SEARCH_BACKENDS = ("tensorflow", "jax")
+needs_search_backend = pytest.mark.skipif(
+    keras.backend.backend() not in SEARCH_BACKENDS,
+    reason="ExploratoryGLFModel refuses this backend (test_exploratory_refuses_other_backends)",
+)

@@ -21,6 +21,7 @@ from keras_losses.adaptive import (
     ExploratoryGLFModel,
     prepare_adaptive_glf,
 )
+from tests.keras_losses.conftest import needs_search_backend
 from tests.keras_losses.test_adaptive import blobs, tiny_unet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +57,12 @@ def glf_gradient(network, weights, non_trainable, x, y, coefficients):
         import jax
 
         return [np.asarray(g) for g in jax.grad(value)([np.asarray(w) for w in weights])]
+    if keras.backend.backend() == "torch":
+        import torch
+
+        w = [torch.tensor(np.asarray(v), requires_grad=True) for v in weights]
+        value(w).backward()
+        return [g.detach().numpy() for g in (t.grad for t in w)]
     import tensorflow as tf
 
     w = [tf.constant(v) for v in weights]
@@ -65,7 +72,7 @@ def glf_gradient(network, weights, non_trainable, x, y, coefficients):
     return [g.numpy() for g in tape.gradient(out, w)]
 
 
-@pytest.mark.parametrize("rule", ["det", "exp"])
+@pytest.mark.parametrize("rule", ["det", pytest.param("exp", marks=needs_search_backend)])
 def test_compiled_fit_adapts_and_the_new_coefficients_reach_the_gradient(rule):
     """model.fit in compiled mode (no run_eagerly): the coefficients change across steps, and
     each step's weight update is the gradient of the GLF under the coefficients the rule set,
@@ -196,6 +203,7 @@ def test_deterministic_callback_accepts_the_loss_as_a_term():
     assert callback.rows[0]["tp"] > 0  # the state recorded the batch
 
 
+@needs_search_backend
 def test_exploratory_logger_refuses_another_loss():
     x, y = blobs(4)
     model, _ = prepare_adaptive_glf(
@@ -207,6 +215,7 @@ def test_exploratory_logger_refuses_another_loss():
         )
 
 
+@needs_search_backend
 def test_exploratory_compile_carries_the_state_and_drops_a_detached_one():
     loss = keras_losses.GeneralizedLoss()
     model = ExploratoryGLFModel(tiny_unet())
@@ -218,3 +227,13 @@ def test_exploratory_compile_carries_the_state_and_drops_a_detached_one():
     assert any(m is loss.state for m in metrics) and not any(m is stale for m in metrics)
 
 
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_exploratory_refuses_other_backends(monkeypatch, backend):
+    """Under a backend the search does not support, compile() refuses before any training (not
+    a search whose coefficients silently stop changing); runs on every backend."""
+    model = ExploratoryGLFModel(tiny_unet())
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    with pytest.raises(ValueError, match=f"TensorFlow and JAX backends; the Keras backend is '{backend}'"):
+        model.compile(optimizer="adam", loss=keras_losses.GeneralizedLoss())

@@ -19,7 +19,11 @@ from keras_losses.adaptive import (
     tie_choice,
 )
 from keras_losses.generalized import glf_from_counts
+from tests.keras_losses.conftest import needs_search_backend
 from tests.keras_losses.test_adaptive import blobs, tiny_unet
+
+# the search's own tests: TensorFlow and JAX (another backend is refused, see conftest)
+pytestmark = needs_search_backend
 
 
 def test_count_derivatives_match_finite_differences():

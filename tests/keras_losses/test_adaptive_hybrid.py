@@ -9,7 +9,11 @@ import pytest
 import keras_losses
 from keras_losses.adaptive import ACTIONS, KEEP_ACTION, ExploratoryGLFModel, prepare_adaptive_glf
 from keras_losses.adaptive.exploratory import lowest_k
+from tests.keras_losses.conftest import needs_search_backend
 from tests.keras_losses.test_adaptive import blobs, tiny_unet
+
+# the search's own tests: TensorFlow and JAX (another backend is refused, see conftest)
+pytestmark = needs_search_backend
 
 
 # (exact scores, first-order scores, k) -> the hybrid's action; 4 candidates for readability
